@@ -1,0 +1,160 @@
+"""Solving one operator instance with z3: attributes and unknown input shapes.
+
+``instantiate`` is the single entry point used by the generator (forward insertion:
+inputs known; backward insertion: output known, inputs fresh) and by the per-operator
+tests (everything fresh). Randomness enters only through *hints*: for each unknown a
+value drawn from the seed is assumed; when the assumptions conflict, z3's unsat core
+names the culprits and a random one is dropped, until the rest is satisfiable. The
+result is a solution near the random draw, found in a few checks.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import z3
+
+from corpus.tensor_type import TensorType
+from rules.spec import OpSpec, SymTensor, numel
+
+# Dims a compiler treats specially (1), small primes that defeat vectorization, and sizes
+# in the tens that take vectorized and tiled paths.
+DIM_HINTS = (1, 1, 2, 3, 4, 5, 7, 8, 11, 13, 16, 17, 24, 31, 32, 48, 64)
+
+
+@dataclass(frozen=True)
+class Bounds:
+    max_rank: int = 4
+    max_dim: int = 64
+    max_elements: int = 4096
+
+
+@dataclass
+class Instance:
+    spec: OpSpec
+    attrs: dict[str, Any]
+    in_types: list[TensorType]
+    out_types: list[TensorType]
+    ranks: tuple[int, ...] = field(default=())
+    dtypes: tuple[str, ...] = field(default=())
+
+
+def _hint_dim(rng: random.Random, bounds: Bounds) -> int:
+    d = rng.choice(DIM_HINTS)
+    return d if d <= bounds.max_dim else rng.randint(1, bounds.max_dim)
+
+
+def _hint_attr(rng: random.Random, lo: int, hi: int) -> int:
+    if rng.random() < 0.6:
+        return rng.randint(lo, min(hi, lo + 3))
+    return rng.randint(lo, hi)
+
+
+def _as_int(expr: z3.ArithRef, model: z3.ModelRef | None) -> int:
+    val = model.eval(expr, model_completion=True) if model is not None else z3.simplify(expr)
+    if not z3.is_int_value(val):
+        raise ValueError(f"expression {expr} did not evaluate to an integer")
+    return val.as_long()
+
+
+def instantiate(spec: OpSpec, framework: str, rng: random.Random, bounds: Bounds = Bounds(),
+                inputs: Sequence[TensorType | None] | None = None, target: TensorType | None = None,
+                ranks: tuple[int, ...] | None = None, dtypes: tuple[str, ...] | None = None,
+                timeout_ms: int = 2000) -> Instance | None:
+    """One random valid instance of ``spec``, or None if none fits the givens.
+
+    ``inputs[i]`` fixes input i's type (None: a fresh tensor the solver shapes);
+    ``target`` fixes output 0's type (backward insertion).
+    """
+    given = list(inputs) if inputs is not None else [None] * spec.n_inputs
+    if len(given) != spec.n_inputs:
+        raise ValueError(f"{spec.id} takes {spec.n_inputs} inputs, got {len(given)}")
+    rank_opts = [r for r in spec.rank_options() if all(x <= bounds.max_rank for x in r)
+                 and all(g is None or g.rank == x for g, x in zip(given, r))]
+    dtype_opts = [d for d in spec.dtype_options(framework) if all(g is None or g.dtype == x for g, x in zip(given, d))]
+    if ranks is not None:
+        rank_opts = [r for r in rank_opts if r == ranks]
+    if dtypes is not None:
+        dtype_opts = [d for d in dtype_opts if d == dtypes]
+    if not rank_opts or not dtype_opts:
+        return None
+    ranks = rng.choice(rank_opts)
+    dtypes = rng.choice(dtype_opts)
+    sampled = spec.sample_attrs(ranks, dtypes, rng)
+
+    unknowns: list[tuple[z3.ArithRef, int]] = []  # (var, hint)
+    cons: list[z3.BoolRef] = []
+    ins: list[SymTensor] = []
+    fresh: list[SymTensor] = []
+    for i, (g, r, dt) in enumerate(zip(given, ranks, dtypes)):
+        if g is not None:
+            ins.append(SymTensor([z3.IntVal(d) for d in g.shape], dt))
+            continue
+        dims = [z3.Int(f"in{i}_{k}") for k in range(r)]
+        for d in dims:
+            cons += [d >= 1, d <= bounds.max_dim]
+            unknowns.append((d, _hint_dim(rng, bounds)))
+        t = SymTensor(dims, dt)
+        ins.append(t)
+        fresh.append(t)
+    attrs: dict[str, Any] = dict(sampled)
+    for name, (lo, hi) in spec.int_attrs(ranks, sampled).items():
+        v = z3.Int(f"attr_{name}")
+        attrs[name] = v
+        cons += [v >= lo, v <= hi]
+        unknowns.append((v, _hint_attr(rng, lo, hi)))
+
+    cons += spec.requires(ins, attrs)
+    outs = spec.output_types(ins, attrs)
+    if target is not None:
+        if outs[0].rank != target.rank or outs[0].dtype != target.dtype:
+            return None
+        cons += [o == t for o, t in zip(outs[0].shape, target.shape)]
+    for t in fresh:
+        cons.append(numel(t.shape) <= bounds.max_elements)
+    for o in outs:
+        cons += [d >= 1 for d in o.shape]
+        cons.append(numel(o.shape) <= bounds.max_elements)
+
+    model = _solve(cons, unknowns, rng, timeout_ms)
+    if model is False:
+        return None
+    concrete = {k: (_as_int(v, model) if isinstance(v, z3.ArithRef) else v) for k, v in attrs.items()}
+    in_types = [g if g is not None else TensorType(tuple(_as_int(d, model) for d in t.shape), t.dtype)
+                for g, t in zip(given, ins)]
+    out_types = [TensorType(tuple(_as_int(d, model) for d in o.shape), o.dtype) for o in outs]
+    return Instance(spec, concrete, in_types, out_types, tuple(ranks), tuple(dtypes))
+
+
+def _solve(cons: list[z3.BoolRef], unknowns: list[tuple[z3.ArithRef, int]], rng: random.Random,
+           timeout_ms: int) -> z3.ModelRef | None | bool:
+    """A model of ``cons`` close to the hints; None when nothing is unknown and the
+    constraints hold; False when unsatisfiable (or z3 gave up)."""
+    if not unknowns:
+        # Everything is concrete: simplification decides, no solver needed.
+        for c in cons:
+            if not z3.is_true(z3.simplify(c)):
+                return False
+        return None
+    s = z3.Solver()
+    s.set("timeout", timeout_ms)
+    s.add(*cons)
+    trackers: dict[str, z3.BoolRef] = {}
+    for k, (var, hint) in enumerate(unknowns):
+        b = z3.Bool(f"hint{k}")
+        trackers[str(b)] = b
+        s.add(z3.Implies(b, var == hint))
+    active = list(trackers.values())
+    while True:
+        r = s.check(*active)
+        if r == z3.sat:
+            return s.model()
+        if r == z3.unknown:
+            return False
+        core = sorted(str(b) for b in s.unsat_core() if str(b) in trackers)
+        if not core:
+            return False
+        drop = rng.choice(core)
+        active = [b for b in active if str(b) != drop]
