@@ -8,9 +8,9 @@ fails at import of the registry, not in the middle of a campaign.
 from __future__ import annotations
 
 from rules.spec import FRAMEWORKS, OpSpec
-from rules.specs import elementwise
+from rules.specs import elementwise, nn, reduce, shape
 
-_MODULES = [elementwise]
+_MODULES = [elementwise, nn, shape, reduce]
 
 
 class SpecRegistryError(ValueError):
