@@ -80,10 +80,32 @@ def instantiate(spec: OpSpec, framework: str, rng: random.Random, bounds: Bounds
         dtype_opts = [d for d in dtype_opts if d == dtypes]
     if not rank_opts or not dtype_opts:
         return None
-    ranks = rng.choice(rank_opts)
-    dtypes = rng.choice(dtype_opts)
-    sampled = spec.sample_attrs(ranks, dtypes, rng)
+    combos = [(r, d) for r in rank_opts for d in dtype_opts]
+    rng.shuffle(combos)
+    if target is not None:
+        # Most ops keep the dtype and often the rank: try those combinations first.
+        combos.sort(key=lambda c: (target.dtype not in c[1], target.rank not in c[0]))
+    for ranks, dtypes in combos[:12]:
+        built = _build(spec, given, ranks, dtypes, rng, bounds, target)
+        if built is not None:
+            break
+    else:
+        return None
+    cons, unknowns, ins, attrs, outs = built
+    model = _solve(cons, unknowns, rng, timeout_ms)
+    if model is False:
+        return None
+    concrete = {k: (_as_int(v, model) if isinstance(v, z3.ArithRef) else v) for k, v in attrs.items()}
+    in_types = [g if g is not None else TensorType(tuple(_as_int(d, model) for d in t.shape), t.dtype)
+                for g, t in zip(given, ins)]
+    out_types = [TensorType(tuple(_as_int(d, model) for d in o.shape), o.dtype) for o in outs]
+    return Instance(spec, concrete, in_types, out_types, tuple(ranks), tuple(dtypes))
 
+
+def _build(spec: OpSpec, given: list[TensorType | None], ranks: tuple[int, ...], dtypes: tuple[str, ...],
+           rng: random.Random, bounds: Bounds, target: TensorType | None):
+    """The symbolic problem for one rank/dtype choice; None if its output cannot be ``target``."""
+    sampled = spec.sample_attrs(ranks, dtypes, rng)
     unknowns: list[tuple[z3.ArithRef, int]] = []  # (var, hint)
     cons: list[z3.BoolRef] = []
     ins: list[SymTensor] = []
@@ -105,27 +127,18 @@ def instantiate(spec: OpSpec, framework: str, rng: random.Random, bounds: Bounds
         attrs[name] = v
         cons += [v >= lo, v <= hi]
         unknowns.append((v, _hint_attr(rng, lo, hi)))
-
-    cons += spec.requires(ins, attrs)
     outs = spec.output_types(ins, attrs)
     if target is not None:
         if outs[0].rank != target.rank or outs[0].dtype != target.dtype:
             return None
         cons += [o == t for o, t in zip(outs[0].shape, target.shape)]
+    cons += spec.requires(ins, attrs)
     for t in fresh:
         cons.append(numel(t.shape) <= bounds.max_elements)
     for o in outs:
         cons += [d >= 1 for d in o.shape]
         cons.append(numel(o.shape) <= bounds.max_elements)
-
-    model = _solve(cons, unknowns, rng, timeout_ms)
-    if model is False:
-        return None
-    concrete = {k: (_as_int(v, model) if isinstance(v, z3.ArithRef) else v) for k, v in attrs.items()}
-    in_types = [g if g is not None else TensorType(tuple(_as_int(d, model) for d in t.shape), t.dtype)
-                for g, t in zip(given, ins)]
-    out_types = [TensorType(tuple(_as_int(d, model) for d in o.shape), o.dtype) for o in outs]
-    return Instance(spec, concrete, in_types, out_types, tuple(ranks), tuple(dtypes))
+    return cons, unknowns, ins, attrs, outs
 
 
 def _solve(cons: list[z3.BoolRef], unknowns: list[tuple[z3.ArithRef, int]], rng: random.Random,
@@ -150,7 +163,7 @@ def _solve(cons: list[z3.BoolRef], unknowns: list[tuple[z3.ArithRef, int]], rng:
     while True:
         r = s.check(*active)
         if r == z3.sat:
-            return s.model()
+            break
         if r == z3.unknown:
             return False
         core = sorted(str(b) for b in s.unsat_core() if str(b) in trackers)
@@ -158,3 +171,18 @@ def _solve(cons: list[z3.BoolRef], unknowns: list[tuple[z3.ArithRef, int]], rng:
             return False
         drop = rng.choice(core)
         active = [b for b in active if str(b) != drop]
+    # z3 picks values for the unknowns whose hints were dropped arbitrarily, and its
+    # choice depends on the process's solver history. Pin each such unknown, in order, to
+    # its smallest feasible value so that the same seed always gives the same instance.
+    kept = {str(b) for b in active}
+    pins = list(active)
+    for k, (var, _) in enumerate(unknowns):
+        if f"hint{k}" in kept:
+            continue
+        best = s.model().eval(var, model_completion=True)
+        while s.check(*pins, var < best) == z3.sat:
+            best = s.model().eval(var, model_completion=True)
+        pins.append(var == best)
+        if s.check(*pins) != z3.sat:
+            return False
+    return s.model()

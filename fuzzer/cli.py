@@ -1,0 +1,98 @@
+"""The ``dlfuzz`` command line (DESIGN §7).
+
+Parsing lives here and stays light: no framework is imported until a command runs, so
+``dlfuzz --help`` is instant. Usage errors print one line (what, why, how to fix) and
+exit with code 2; bugs found exit 1 where that is the question; success exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+FRAMEWORK_CHOICES = ("torch", "tensorflow")
+
+
+class UsageError(Exception):
+    """A user's mistake: printed as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line instead of usage + error
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
+    return value
+
+
+def writable_dir(path: str) -> str:
+    """Create ``path`` if needed and prove it writable, before any work is done."""
+    try:
+        os.makedirs(path, exist_ok=True)
+        probe = os.path.join(path, ".dlfuzz-write-probe")
+        with open(probe, "w") as f:
+            f.write("")
+        os.unlink(probe)
+    except OSError as e:
+        raise UsageError(f"cannot write to output folder {path!r} ({e.strerror}); choose a writable folder with --out") from None
+    return path
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="dlfuzz", description="Fuzz deep-learning frameworks and compilers with generated models.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("ops", help="list the operators the generator can use")
+    p.add_argument("--framework", choices=FRAMEWORK_CHOICES, help="only this framework's operators")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    p = sub.add_parser("gen", help="generate models, run them in eager mode, save them")
+    p.add_argument("--framework", choices=FRAMEWORK_CHOICES, default="torch")
+    p.add_argument("--count", type=positive_int, default=10, help="number of models")
+    p.add_argument("--max-nodes", type=positive_int, default=10, help="operator nodes per model")
+    p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--out", help="save each valid model as OUT/<index>/{case.json,program.py}")
+    p.add_argument("--json", action="store_true",
+                   help='print one line {"generated", "valid", "distinct_ops", "seconds"}')
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "ops":
+            from fuzzer.commands import cmd_ops
+
+            return cmd_ops(args)
+        if args.command == "gen":
+            from fuzzer.commands import cmd_gen
+
+            return cmd_gen(args)
+    except UsageError as e:
+        print(f"dlfuzz {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"dlfuzz {args.command}: interrupted", file=sys.stderr)
+        return 130
+    parser.error(f"unknown command {args.command!r}")
+    return 2
+

@@ -1,0 +1,134 @@
+"""The graph generator (DESIGN §5): grow a model one operator at a time.
+
+Each step draws an operator and a direction:
+
+* **forward** insertion consumes values already in the graph (matching ranks and dtypes)
+  and adds the operator's outputs as new values;
+* **backward** insertion picks an ``input`` leaf and makes the new operator produce it,
+  giving the operator fresh leaves as inputs. This grows the graph towards its inputs,
+  so that an operator with a demanding input type (conv weights, bool masks) can enter
+  the graph even when no existing value fits.
+
+Shapes and attributes are solved per step with z3 (NeuRI's concolic mode): existing
+tensors are concrete, the new operator's attributes and fresh inputs are symbolic
+(``rules.solve.instantiate``). Every random choice flows from one ``random.Random``.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from corpus.graph import Graph, Value
+from corpus.tensor_type import TensorType
+from rules.solve import DIM_HINTS, Bounds, Instance, instantiate
+from rules.spec import OpSpec
+
+# Leaf dtypes, weighted: float32 most, but the narrow and half types that compilers get
+# wrong appear in a good share of models.
+DTYPE_WEIGHTS = {
+    "float32": 30, "float64": 8, "float16": 8, "bfloat16": 6,
+    "int32": 7, "int64": 7, "int8": 3, "int16": 3, "uint8": 3, "bool": 5,
+}
+
+
+@dataclass
+class GenConfig:
+    max_nodes: int = 10
+    bounds: Bounds = field(default_factory=Bounds)
+    forward_prob: float = 0.7
+    fresh_input_prob: float = 0.15  # a forward step may take a fresh leaf for an input
+    attempts_per_node: int = 12
+
+
+def random_leaf_type(rng: random.Random, bounds: Bounds, dtype: str | None = None) -> TensorType:
+    rank = rng.choice([r for r in (0, 1, 2, 2, 3, 3, 4, 4, 5) if r <= bounds.max_rank])
+    shape: list[int] = []
+    budget = bounds.max_elements
+    for _ in range(rank):
+        d = rng.choice([h for h in DIM_HINTS if h <= min(bounds.max_dim, budget)] or [1])
+        shape.append(d)
+        budget //= d
+    if dtype is None:
+        dtype = rng.choices(list(DTYPE_WEIGHTS), weights=list(DTYPE_WEIGHTS.values()))[0]
+    return TensorType(tuple(shape), dtype)
+
+
+class Generator:
+    def __init__(self, framework: str, specs: Sequence[OpSpec], config: GenConfig = GenConfig()) -> None:
+        self.framework = framework
+        self.specs = sorted((s for s in specs if framework in s.frameworks), key=lambda s: s.id)
+        if not self.specs:
+            raise ValueError(f"no operator specs for framework {framework!r}")
+        self.config = config
+
+    def generate(self, rng: random.Random) -> Graph:
+        """A graph with up to ``max_nodes`` operator nodes (at least one)."""
+        cfg = self.config
+        g = Graph()
+        g.add_leaf(random_leaf_type(rng, cfg.bounds))
+        ops = 0
+        for _ in range(cfg.max_nodes * cfg.attempts_per_node):
+            if ops >= cfg.max_nodes:
+                break
+            spec = rng.choice(self.specs)
+            if rng.random() < cfg.forward_prob:
+                ok = self._forward(g, spec, rng)
+            else:
+                ok = self._backward(g, spec, rng)
+            ops += ok
+        if ops == 0:
+            # Pathological draw: guarantee one op by retrying forward on fresh leaves.
+            while not self._forward(g, rng.choice(self.specs), rng):
+                pass
+        g.outputs = g.unused_values()
+        return g
+
+    # -- insertion ----------------------------------------------------------------------
+    def _forward(self, g: Graph, spec: OpSpec, rng: random.Random) -> bool:
+        by_type: dict[tuple[int, str], list[Value]] = {}
+        for v in g.values():
+            t = g.type_of(v)
+            by_type.setdefault((t.rank, t.dtype), []).append(v)
+        data_positions = [i for i in range(spec.n_inputs) if i not in spec.weight_inputs]
+        combos = [(r, d) for r in spec.rank_options() if max(r, default=0) <= self.config.bounds.max_rank
+                  for d in spec.dtype_options(self.framework)
+                  if any((r[i], d[i]) in by_type for i in data_positions)]
+        if not combos:
+            return False
+        ranks, dtypes = rng.choice(combos)
+        chosen: list[Value | None] = [None] * spec.n_inputs
+        connected = [i for i in data_positions if (ranks[i], dtypes[i]) in by_type]
+        anchor = rng.choice(connected)
+        for i in data_positions:
+            options = by_type.get((ranks[i], dtypes[i]))
+            if options and (i == anchor or rng.random() >= self.config.fresh_input_prob):
+                chosen[i] = rng.choice(options)
+        inst = instantiate(spec, self.framework, rng, self.config.bounds,
+                           inputs=[g.type_of(v) if v is not None else None for v in chosen],
+                           ranks=ranks, dtypes=dtypes)
+        if inst is None:
+            return False
+        args = [v if v is not None else self._leaf(g, spec, i, inst) for i, v in enumerate(chosen)]
+        g.add_op(spec.id, inst.attrs, args, inst.out_types)
+        return True
+
+    def _backward(self, g: Graph, spec: OpSpec, rng: random.Random) -> bool:
+        leaves = g.leaves("input")
+        if not leaves:
+            return False
+        leaf = rng.choice(leaves)
+        inst = instantiate(spec, self.framework, rng, self.config.bounds, target=g.node(leaf).types[0])
+        if inst is None or len(inst.out_types) != 1:
+            # Multi-output ops would leave their other outputs dangling before the leaf;
+            # they enter the graph forward only.
+            return False
+        args = [self._leaf(g, spec, i, inst) for i in range(spec.n_inputs)]
+        g.produce_leaf_by_op(leaf, spec.id, inst.attrs, args)
+        return True
+
+    @staticmethod
+    def _leaf(g: Graph, spec: OpSpec, position: int, inst: Instance) -> Value:
+        kind = "const" if position in spec.weight_inputs else "input"
+        return g.add_leaf(inst.in_types[position], kind)

@@ -1,0 +1,72 @@
+"""From a seed to a checked Case: generation, value search, saving.
+
+Model ``i`` of a run with seed ``s`` draws from ``random.Random(f"{s}/{i}")``, so any
+single model can be regenerated without the ones before it, and the same seed always
+gives the same models.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+from corpus.case import Case, write_atomic
+from fuzzer.generate import GenConfig, Generator
+from fuzzer.values import SearchResult, search_values
+from rules.codegen import program_source
+from rules.spec import OpSpec
+
+
+# A graph whose values cannot be made finite (``sqrt(x)`` beside ``sqrt(neg(x))``) is
+# discarded and redrawn, at most this many times; discards are counted, never hidden.
+DRAWS_PER_MODEL = 3
+
+
+@dataclass
+class Model:
+    case: Case
+    search: SearchResult
+    discarded: int = 0  # graphs drawn and thrown away before this one
+
+    @property
+    def valid(self) -> bool:
+        return self.search.ok
+
+
+def model_rng(seed: int, index: int, draw: int = 0) -> random.Random:
+    return random.Random(f"{seed}/{index}" if draw == 0 else f"{seed}/{index}/draw{draw}")
+
+
+def make_case(generator: Generator, seed: int, index: int, draw: int = 0) -> Case:
+    rng = model_rng(seed, index, draw)
+    graph = generator.generate(rng)
+    cfg = generator.config
+    settings = {"max_nodes": cfg.max_nodes, "max_rank": cfg.bounds.max_rank, "max_dim": cfg.bounds.max_dim,
+                "max_elements": cfg.bounds.max_elements}
+    return Case(graph, generator.framework, {}, seed=seed, settings=settings,
+                provenance={"generator": "dlfuzz", "index": index, "draw": draw})
+
+
+def make_model(generator: Generator, specs: Mapping[str, OpSpec], seed: int, index: int) -> Model:
+    """Generate model ``index`` and search values for it (runs it in eager mode)."""
+    for draw in range(DRAWS_PER_MODEL):
+        case = make_case(generator, seed, index, draw)
+        search = search_values(case.graph, case.framework, specs, random.Random(f"{seed}/{index}/{draw}/values"))
+        case.values = search.values
+        if search.ok:
+            break
+    return Model(case, search, discarded=draw)
+
+
+def program_header(case: Case) -> str:
+    ops = ", ".join(sorted(set(case.graph.op_ids())))
+    return (f"dlfuzz model {case.provenance.get('index', '')} (seed {case.seed}, {case.framework}).\n"
+            f"Operators: {ops}")
+
+
+def save_model(case: Case, folder: Path, specs: Mapping[str, OpSpec]) -> None:
+    """Write ``case.json`` and a standalone ``program.py`` into ``folder``."""
+    case.save(folder / "case.json")
+    write_atomic(folder / "program.py", program_source(case.graph, case.framework, case.values, specs, program_header(case)))
