@@ -106,31 +106,38 @@ def _build(spec: OpSpec, given: list[TensorType | None], ranks: tuple[int, ...],
            rng: random.Random, bounds: Bounds, target: TensorType | None):
     """The symbolic problem for one rank/dtype choice; None if its output cannot be ``target``."""
     sampled = spec.sample_attrs(ranks, dtypes, rng)
-    unknowns: list[tuple[z3.ArithRef, int]] = []  # (var, hint)
-    cons: list[z3.BoolRef] = []
     ins: list[SymTensor] = []
     fresh: list[SymTensor] = []
     for i, (g, r, dt) in enumerate(zip(given, ranks, dtypes)):
         if g is not None:
             ins.append(SymTensor([z3.IntVal(d) for d in g.shape], dt))
-            continue
-        dims = [z3.Int(f"in{i}_{k}") for k in range(r)]
-        for d in dims:
-            cons += [d >= 1, d <= bounds.max_dim]
-            unknowns.append((d, _hint_dim(rng, bounds)))
-        t = SymTensor(dims, dt)
-        ins.append(t)
-        fresh.append(t)
+        else:
+            ins.append(SymTensor([z3.Int(f"in{i}_{k}") for k in range(r)], dt))
+            fresh.append(ins[-1])
     attrs: dict[str, Any] = dict(sampled)
-    for name, (lo, hi) in spec.int_attrs(ranks, sampled).items():
-        v = z3.Int(f"attr_{name}")
-        attrs[name] = v
+    domains = spec.int_attrs(ranks, sampled)
+    for name in domains:
+        attrs[name] = z3.Int(f"attr_{name}")
+    outs = spec.output_types(ins, attrs)
+    if target is not None and (outs[0].rank != target.rank or outs[0].dtype != target.dtype):
+        return None  # decided before any constraint is built: backward insertion tries many
+
+    unknowns: list[tuple[z3.ArithRef, int]] = []  # (var, hint)
+    cons: list[z3.BoolRef] = []
+    # Fresh dims are hinted, most of the time, to the right-aligned dim of a known tensor:
+    # most operators want equal or broadcastable dims, and a good hint saves solver rounds.
+    known = [g.shape for g in given if g is not None] + ([target.shape] if target is not None else [])
+    for t in fresh:
+        for k, d in enumerate(t.shape):
+            cons += [d >= 1, d <= bounds.max_dim]
+            aligned = [s[k - t.rank + len(s)] for s in known if k - t.rank + len(s) >= 0]
+            hint = rng.choice(aligned) if aligned and rng.random() < 0.75 else _hint_dim(rng, bounds)
+            unknowns.append((d, hint))
+    for name, (lo, hi) in domains.items():
+        v = attrs[name]
         cons += [v >= lo, v <= hi]
         unknowns.append((v, _hint_attr(rng, lo, hi)))
-    outs = spec.output_types(ins, attrs)
     if target is not None:
-        if outs[0].rank != target.rank or outs[0].dtype != target.dtype:
-            return None
         cons += [o == t for o, t in zip(outs[0].shape, target.shape)]
     cons += spec.requires(ins, attrs)
     for t in fresh:
@@ -157,7 +164,7 @@ def _solve(cons: list[z3.BoolRef], unknowns: list[tuple[z3.ArithRef, int]], rng:
     trackers: dict[str, z3.BoolRef] = {}
     for k, (var, hint) in enumerate(unknowns):
         b = z3.Bool(f"hint{k}")
-        trackers[str(b)] = b
+        trackers[f"hint{k}"] = b
         s.add(z3.Implies(b, var == hint))
     active = list(trackers.values())
     while True:
@@ -166,15 +173,15 @@ def _solve(cons: list[z3.BoolRef], unknowns: list[tuple[z3.ArithRef, int]], rng:
             break
         if r == z3.unknown:
             return False
-        core = sorted(str(b) for b in s.unsat_core() if str(b) in trackers)
+        core = sorted(name for name in (b.decl().name() for b in s.unsat_core()) if name in trackers)
         if not core:
             return False
         drop = rng.choice(core)
-        active = [b for b in active if str(b) != drop]
+        active = [b for b in active if b.decl().name() != drop]
     # z3 picks values for the unknowns whose hints were dropped arbitrarily, and its
     # choice depends on the process's solver history. Pin each such unknown, in order, to
     # its smallest feasible value so that the same seed always gives the same instance.
-    kept = {str(b) for b in active}
+    kept = {b.decl().name() for b in active}
     pins = list(active)
     for k, (var, _) in enumerate(unknowns):
         if f"hint{k}" in kept:
