@@ -72,6 +72,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="save each valid model as OUT/<index>/{case.json,program.py}")
     p.add_argument("--json", action="store_true",
                    help='print one line {"generated", "valid", "distinct_ops", "seconds"}')
+    p = sub.add_parser("fuzz", help="run a differential fuzzing campaign")
+    p.add_argument("--backends", required=True,
+                   help="comma-separated backends, the first is the reference (e.g. torch.eager,torch.compile)")
+    p.add_argument("--time", default="10m", help="time budget, e.g. 90s, 10m, 2h (default 10m)")
+    p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--out", required=True, help="campaign folder; re-running with the same folder resumes")
+    p.add_argument("--workers", type=positive_int, default=1, help="sandbox worker processes")
+    p.add_argument("--max-nodes", type=positive_int, default=10, help="operator nodes per model")
+    p.add_argument("--timeout", type=positive_int, default=60, help="seconds per case before it counts as a hang")
+    p.add_argument("--max-cases", type=positive_int, help="stop after this many cases")
+    p.add_argument("--json", action="store_true", help="print campaign.json's figures as one line at the end")
+
+    p = sub.add_parser("replay", help="re-check a bug folder or a case.json on its backends")
+    p.add_argument("path", help="a bug folder (with bug.json) or a case.json")
+    p.add_argument("--backends", help="backends for a bare case.json (a bug folder names its own)")
+    p.add_argument("--timeout", type=positive_int, default=60)
     return parser
 
 
@@ -87,6 +103,10 @@ def main(argv: list[str] | None = None) -> int:
             from fuzzer.commands import cmd_gen
 
             return cmd_gen(args)
+        if args.command in ("fuzz", "replay"):
+            from fuzzer import commands_fuzz
+
+            return commands_fuzz.cmd_fuzz(args) if args.command == "fuzz" else commands_fuzz.cmd_replay(args)
     except UsageError as e:
         print(f"dlfuzz {args.command}: error: {e}", file=sys.stderr)
         return 2

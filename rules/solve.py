@@ -3,9 +3,10 @@
 ``instantiate`` is the single entry point used by the generator (forward insertion:
 inputs known; backward insertion: output known, inputs fresh) and by the per-operator
 tests (everything fresh). Randomness enters only through *hints*: for each unknown a
-value drawn from the seed is assumed; when the assumptions conflict, z3's unsat core
-names the culprits and a random one is dropped, until the rest is satisfiable. The
-result is a solution near the random draw, found in a few checks.
+value drawn from the seed is assumed; when the assumptions conflict, a maximal subset is
+kept greedily in a seeded order, and every unknown left free is pinned to its smallest
+feasible value. The result is a solution near the random draw that depends only on the
+seed and the constraints, never on z3's internal state.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ from rules.spec import OpSpec, SymTensor, numel
 # Dims a compiler treats specially (1), small primes that defeat vectorization, and sizes
 # in the tens that take vectorized and tiled paths.
 DIM_HINTS = (1, 1, 2, 3, 4, 5, 7, 8, 11, 13, 16, 17, 24, 31, 32, 48, 64)
+
+
+RLIMIT = 5_000_000  # z3 resource units per solver (a few hundred ms of the hardest instances)
 
 
 @dataclass(frozen=True)
@@ -62,7 +66,7 @@ def _as_int(expr: z3.ArithRef, model: z3.ModelRef | None) -> int:
 def instantiate(spec: OpSpec, framework: str, rng: random.Random, bounds: Bounds = Bounds(),
                 inputs: Sequence[TensorType | None] | None = None, target: TensorType | None = None,
                 ranks: tuple[int, ...] | None = None, dtypes: tuple[str, ...] | None = None,
-                timeout_ms: int = 2000) -> Instance | None:
+                timeout_ms: int = 20000) -> Instance | None:
     """One random valid instance of ``spec``, or None if none fits the givens.
 
     ``inputs[i]`` fixes input i's type (None: a fresh tensor the solver shapes);
@@ -159,6 +163,9 @@ def _solve(cons: list[z3.BoolRef], unknowns: list[tuple[z3.ArithRef, int]], rng:
                 return False
         return None
     s = z3.Solver()
+    # A resource limit, not a wall-clock timeout: it gives up at the same point whatever
+    # the machine's load, so the same seed gives the same models. The timeout is a guard.
+    s.set("rlimit", RLIMIT)
     s.set("timeout", timeout_ms)
     s.add(*cons)
     trackers: dict[str, z3.BoolRef] = {}
@@ -167,25 +174,35 @@ def _solve(cons: list[z3.BoolRef], unknowns: list[tuple[z3.ArithRef, int]], rng:
         trackers[f"hint{k}"] = b
         s.add(z3.Implies(b, var == hint))
     active = list(trackers.values())
-    while True:
-        r = s.check(*active)
-        if r == z3.sat:
-            break
-        if r == z3.unknown:
+    r = s.check(*active)
+    if r == z3.unknown:
+        return False
+    if r == z3.unsat:
+        # Keep a random, maximal subset of the hints, chosen greedily in a seeded order.
+        # (z3's unsat cores are not unique and depend on the solver's history, so they
+        # cannot decide which hint to drop if the same seed must give the same model.)
+        order = list(active)
+        rng.shuffle(order)
+        active = []
+        for b in order:
+            r = s.check(*active, b)
+            if r == z3.sat:
+                active.append(b)
+            elif r == z3.unknown:
+                return False
+        if s.check(*active) != z3.sat:
             return False
-        core = sorted(name for name in (b.decl().name() for b in s.unsat_core()) if name in trackers)
-        if not core:
-            return False
-        drop = rng.choice(core)
-        active = [b for b in active if b.decl().name() != drop]
     # z3 picks values for the unknowns whose hints were dropped arbitrarily, and its
     # choice depends on the process's solver history. Pin each such unknown, in order, to
     # its smallest feasible value so that the same seed always gives the same instance.
     kept = {b.decl().name() for b in active}
     pins = list(active)
-    for k, (var, _) in enumerate(unknowns):
-        if f"hint{k}" in kept:
-            continue
+    free = [var for k, (var, _) in enumerate(unknowns) if f"hint{k}" not in kept]
+    # Variables a spec introduced itself (not an attribute or a dim) are pinned too.
+    named = {str(var) for var, _ in unknowns}
+    free += [z3.Int(d.name()) for d in sorted(s.model().decls(), key=lambda d: d.name())
+             if d.arity() == 0 and d.range() == z3.IntSort() and d.name() not in named]
+    for var in free:
         best = s.model().eval(var, model_completion=True)
         while s.check(*pins, var < best) == z3.sat:
             best = s.model().eval(var, model_completion=True)

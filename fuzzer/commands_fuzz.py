@@ -1,0 +1,91 @@
+"""Implementations of the ``fuzz`` and ``replay`` commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from fuzzer.cli import UsageError, writable_dir
+from fuzzer.commands import ready_framework
+
+
+def _backends(text: str) -> list[str]:
+    from oracles.backends import BackendError, validate_backends
+
+    names = [b.strip() for b in text.split(",") if b.strip()]
+    if len(names) < 2:
+        raise UsageError(f"--backends needs a reference and at least one backend to compare, got {text!r} "
+                         f"(e.g. --backends torch.eager,torch.compile)")
+    try:
+        validate_backends(names)
+    except BackendError as e:
+        raise UsageError(str(e)) from None
+    return names
+
+
+def cmd_fuzz(args: argparse.Namespace) -> int:
+    from fuzzer.campaign import CampaignConfig, CampaignError, campaign_framework, parse_duration, print_progress, run_campaign
+
+    try:
+        seconds = parse_duration(args.time)
+    except ValueError as e:
+        raise UsageError(f"--time: {e}") from None
+    backends = _backends(args.backends)
+    out = Path(writable_dir(args.out))
+    for fw in {"tensorflow" if b.startswith("tf.") else "torch" for b in backends}:
+        ready_framework(fw)
+    cfg = CampaignConfig(backends, out, seconds, seed=args.seed, workers=args.workers, max_nodes=args.max_nodes,
+                         timeout_s=args.timeout, max_cases=args.max_cases)
+    try:
+        state = run_campaign(cfg, None if args.json else print_progress)
+    except CampaignError as e:
+        raise UsageError(str(e)) from None
+    figures = {k: v for k, v in state.to_json().items() if k not in ("ops", "timeline", "next_index", "version")}
+    if args.json:
+        print(json.dumps(figures))
+    else:
+        print(file=sys.stderr)
+        print(f"{state.cases} cases ({state.valid} valid) in {state.seconds:.0f} s, {figures['cases_per_minute']} cases/min; "
+              f"{state.bugs} distinct bugs {state.bugs_by_kind or ''}; results in {out}")
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from corpus.case import Case, CaseFormatError
+    from oracles.sandbox import Sandbox
+
+    path = Path(args.path)
+    bug = None
+    if path.is_dir():
+        if not (path / "bug.json").exists():
+            raise UsageError(f"{path} has no bug.json; pass a bug folder from a campaign's bugs/ or a case.json")
+        bug = json.loads((path / "bug.json").read_text())
+        case_path = path / "case.json"
+    else:
+        case_path = path
+    try:
+        case = Case.load(case_path)
+    except CaseFormatError as e:
+        raise UsageError(str(e)) from None
+    if args.backends:
+        backends = _backends(args.backends)
+    elif bug is not None:
+        backends = _backends(",".join(bug["backends"]))
+    else:
+        raise UsageError("a bare case.json needs --backends (e.g. --backends torch.eager,torch.compile)")
+    for fw in {"tensorflow" if b.startswith("tf.") else "torch" for b in backends}:
+        ready_framework(fw)
+    with Sandbox(backends, timeout_s=args.timeout, workers=1) as sandbox:
+        result = sandbox.check(case)
+    if not result.valid:
+        print(f"invalid case: {result.invalid_reason}")
+        return 2
+    failing = result.bugs
+    if bug is not None:
+        still = [v for v in failing if v.backend == bug["verdict"]["backend"] and v.status == bug["kind"]]
+        print(("STILL FAILS: " + "; ".join(v.summary() for v in still)) if still else "fixed: " + result.summary())
+        return 1 if still else 0
+    print(result.summary())
+    return 1 if failing else 0

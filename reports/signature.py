@@ -1,0 +1,82 @@
+"""Bug signatures: what makes two failures the same bug.
+
+A signature hashes (kind, backend, stage, symptom, operators):
+
+* *symptom*: for crashes, the exception type and message with the incidental parts
+  (addresses, numbers, file paths, tensor names) replaced, so that the same fault on other
+  shapes is one bug; for aborts and timeouts nothing (the operators tell them apart); for
+  mismatches the *pattern*: the dtype of the differing output;
+* *operators*: the operators the failure is pinned on. For a mismatch it is the operator
+  that produced the differing output; for a crash it is the operators the message names, if
+  any, else none (reduction, which shrinks a case to the few operators that matter,
+  re-signs the bug with them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Iterable
+
+_NORMALIZERS = [
+    (re.compile(r"0x[0-9a-fA-F]+"), "0x?"),
+    (re.compile(r"(/[\w.\-]+)+\.(py|cpp|h|so|c)(:\d+)?"), "<file>"),
+    (re.compile(r"\b(v|x|c|arg|buf|tmp|primals_|getitem_?|l_)\d+(_\d+)?\b"), r"\1?"),
+    (re.compile(r"\[[\d,\s]*\]"), "[?]"),
+    (re.compile(r"\(\s*\d+(\s*,\s*\d+)*\s*,?\s*\)"), "(?)"),
+    (re.compile(r"\d+(\.\d+)?(e[-+]?\d+)?"), "N"),
+    (re.compile(r"\s+"), " "),
+]
+
+
+def normalize_message(message: str) -> str:
+    text = message.strip().splitlines()[0] if message.strip() else ""
+    for pattern, repl in _NORMALIZERS:
+        text = pattern.sub(repl, text)
+    return text[:300]
+
+
+def _mentioned_ops(message: str, operators: Iterable[str]) -> list[str]:
+    low = message.lower()
+    found = []
+    for op in operators:
+        name = op.split(".")[-1].lower()
+        if re.search(rf"\b{re.escape(name)}\b", low):
+            found.append(op)
+    return sorted(set(found))
+
+
+@dataclass(frozen=True)
+class Signature:
+    kind: str
+    backend: str
+    stage: str
+    symptom: str
+    operators: tuple[str, ...]
+
+    @property
+    def digest(self) -> str:
+        text = "|".join([self.kind, self.backend, self.stage, self.symptom, ",".join(self.operators)])
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    @property
+    def folder_name(self) -> str:
+        """``<kind>-<backend>-<digest>``: readable in a listing, unique by the digest."""
+        backend = re.sub(r"[^A-Za-z0-9]+", "_", self.backend).strip("_")
+        return f"{self.kind}-{backend}-{self.digest}"
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "backend": self.backend, "stage": self.stage, "symptom": self.symptom,
+                "operators": list(self.operators), "digest": self.digest}
+
+
+def sign(kind: str, backend: str, stage: str, message: str, case_ops: Iterable[str],
+         output_op: str | None = None, output_dtype: str | None = None) -> Signature:
+    """The signature of one failing verdict on a case whose operators are ``case_ops``."""
+    case_ops = sorted(set(case_ops))
+    if kind == "mismatch":
+        return Signature(kind, backend, stage, f"dtype={output_dtype}", (output_op,) if output_op else ())
+    if kind == "crash":
+        return Signature(kind, backend, stage, normalize_message(message), tuple(_mentioned_ops(message, case_ops)))
+    return Signature(kind, backend, stage, "", ())
