@@ -8,9 +8,9 @@ fails at import of the registry, not in the middle of a campaign.
 from __future__ import annotations
 
 from rules.spec import FRAMEWORKS, OpSpec
-from rules.specs import elementwise, nn, reduce, shape
+from rules.specs import conv, elementwise, nn, reduce, shape
 
-_MODULES = [elementwise, nn, shape, reduce]
+_MODULES = [elementwise, nn, conv, shape, reduce]
 
 
 class SpecRegistryError(ValueError):
