@@ -69,3 +69,18 @@ def test_tensorflow_models_are_valid():
 def test_program_source_is_deterministic():
     m = make_model(gen(), SPECS, 2, 0)
     assert program_source(m.case.graph, "torch", m.case.values, SPECS) == program_source(m.case.graph, "torch", m.case.values, SPECS)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("framework", ["torch", pytest.param("tensorflow", marks=pytest.mark.tensorflow)])
+def test_every_saved_program_runs_in_a_fresh_interpreter(tmp_path, framework):
+    from fuzzer.cli import main
+
+    assert main(["gen", "--framework", framework, "--count", "25", "--max-nodes", "10", "--seed", "9",
+                 "--out", str(tmp_path), "--json"]) == 0
+    folders = sorted(tmp_path.iterdir())
+    assert len(folders) >= 24
+    for folder in folders:
+        out = subprocess.run([sys.executable, "program.py"], cwd=folder, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, f"{folder.name}: {out.stderr[-500:]}"
+        assert "checksum=" in out.stdout
