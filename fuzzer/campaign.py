@@ -24,6 +24,7 @@ from corpus.case import write_atomic
 from fuzzer.generate import GenConfig, Generator
 from fuzzer.models import make_model
 from reports.bugs import BugStore
+from reports.localize import culprit_op
 from rules.specs import SPECS
 
 STATE_VERSION = 1
@@ -140,7 +141,8 @@ def run_campaign(cfg: CampaignConfig, progress: Callable[[CampaignState], None] 
                         state.ops[op] = state.ops.get(op, 0) + 1
                     for verdict in result.bugs:
                         dtype = verdict.dtype or "float32"
-                        _, new = store.record(model.case, verdict, tolerance(dtype), index)
+                        culprit = culprit_op(model.case, verdict, sandbox.check) if verdict.status == "mismatch" else None
+                        _, new = store.record(model.case, verdict, tolerance(dtype), index, culprit)
                         state.sightings += 1
                         if new:
                             state.bugs += 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -13,6 +14,11 @@ from fuzzer.commands import ready_framework
 
 def _backends(text: str) -> list[str]:
     from oracles.backends import BackendError, validate_backends
+
+    # A user's backend module (torch.compile:pkg.module:function) is found from the current
+    # folder, as `python -m` would; the sandbox's workers inherit the path.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
 
     names = [b.strip() for b in text.split(",") if b.strip()]
     if len(names) < 2:

@@ -23,12 +23,9 @@ from rules.codegen import program_source
 from rules.spec import OpSpec
 
 
-def signature_of(case: Case, verdict: Verdict) -> Signature:
-    output_op = None
-    if verdict.status == "mismatch" and verdict.output is not None and verdict.output < len(case.graph.outputs):
-        output_op = case.graph.node(case.graph.outputs[verdict.output][0]).op
-    return sign(verdict.status, verdict.backend, verdict.stage, verdict.message, case.graph.op_ids(),
-                output_op=output_op, output_dtype=verdict.dtype or None)
+def signature_of(case: Case, verdict: Verdict, culprit: str | None = None) -> Signature:
+    """``culprit``: for a mismatch, the operator it is pinned on (``reports.localize``)."""
+    return sign(verdict.status, verdict.backend, verdict.stage, verdict.message, case.graph.op_ids(), culprit_op=culprit)
 
 
 def _versions() -> dict:
@@ -80,9 +77,10 @@ class BugStore:
                 continue  # a folder interrupted before bug.json: its bug will be found again
         return found
 
-    def record(self, case: Case, verdict: Verdict, tolerance: tuple[float, float], case_index: int) -> tuple[Signature, bool]:
+    def record(self, case: Case, verdict: Verdict, tolerance: tuple[float, float], case_index: int,
+               culprit: str | None = None) -> tuple[Signature, bool]:
         """Write the bug if new; bump its count if known. Returns (signature, is_new)."""
-        sig = signature_of(case, verdict)
+        sig = signature_of(case, verdict, culprit)
         folder = self.root / sig.folder_name
         bug_json = folder / "bug.json"
         if bug_json.exists():

@@ -5,9 +5,9 @@ A signature hashes (kind, backend, stage, symptom, operators):
 * *symptom*: for crashes, the exception type and message with the incidental parts
   (addresses, numbers, file paths, tensor names) replaced, so that the same fault on other
   shapes is one bug; for aborts and timeouts nothing (the operators tell them apart); for
-  mismatches the *pattern*: the dtype of the differing output;
+  mismatches nothing beyond the operator;
 * *operators*: the operators the failure is pinned on. For a mismatch it is the operator
-  that produced the differing output; for a crash it is the operators the message names, if
+  where the candidate first diverges (``reports.localize``); for a crash it is the operators the message names, if
   any, else none (reduction, which shrinks a case to the few operators that matter,
   re-signs the bug with them).
 """
@@ -72,11 +72,11 @@ class Signature:
 
 
 def sign(kind: str, backend: str, stage: str, message: str, case_ops: Iterable[str],
-         output_op: str | None = None, output_dtype: str | None = None) -> Signature:
+         culprit_op: str | None = None) -> Signature:
     """The signature of one failing verdict on a case whose operators are ``case_ops``."""
     case_ops = sorted(set(case_ops))
     if kind == "mismatch":
-        return Signature(kind, backend, stage, f"dtype={output_dtype}", (output_op,) if output_op else ())
+        return Signature(kind, backend, stage, "", (culprit_op,) if culprit_op else ())
     if kind == "crash":
         return Signature(kind, backend, stage, normalize_message(message), tuple(_mentioned_ops(message, case_ops)))
     return Signature(kind, backend, stage, "", ())
