@@ -82,12 +82,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-nodes", type=positive_int, default=10, help="operator nodes per model")
     p.add_argument("--timeout", type=positive_int, default=60, help="seconds per case before it counts as a hang")
     p.add_argument("--max-cases", type=positive_int, help="stop after this many cases")
+    p.add_argument("--batch", type=positive_int,
+                   help="cases compiled together as one model (default: 8 for Inductor and XLA, else 1)")
     p.add_argument("--json", action="store_true", help="print campaign.json's figures as one line at the end")
 
     p = sub.add_parser("replay", help="re-check a bug folder or a case.json on its backends")
     p.add_argument("path", help="a bug folder (with bug.json) or a case.json")
     p.add_argument("--backends", help="backends for a bare case.json (a bug folder names its own)")
     p.add_argument("--timeout", type=positive_int, default=60)
+    from fuzzer.commands_collect import add_parsers as add_collect_parsers  # stdlib-only module
+
+    add_collect_parsers(sub)
     return parser
 
 
@@ -107,6 +112,10 @@ def main(argv: list[str] | None = None) -> int:
             from fuzzer import commands_fuzz
 
             return commands_fuzz.cmd_fuzz(args) if args.command == "fuzz" else commands_fuzz.cmd_replay(args)
+        if args.command in ("collect", "corpus"):
+            from fuzzer import commands_collect
+
+            return commands_collect.run(args)
     except UsageError as e:
         print(f"dlfuzz {args.command}: error: {e}", file=sys.stderr)
         return 2
