@@ -156,6 +156,18 @@ class Graph:
             if n not in keep:
                 self._g.remove_node(n)
 
+    def absorb(self, other: "Graph") -> int:
+        """Copy ``other``'s nodes and edges in, ids shifted past this graph's; returns the
+        shift (``other``'s node ``n`` is now ``n + shift``). Outputs are left to the caller."""
+        shift = self._next
+        for n in other._g.nodes:
+            node = other.node(n)
+            self._g.add_node(n + shift, data=Node(node.kind, list(node.types), node.op, dict(node.attrs)))
+        for u, v, d in other._g.edges(data=True):
+            self._g.add_edge(u + shift, v + shift, **d)
+        self._next = shift + other._next
+        return shift
+
     def copy(self) -> "Graph":
         return Graph.from_json(self.to_json())
 

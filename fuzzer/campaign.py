@@ -12,19 +12,21 @@ models); every backend under test runs in the sandbox's worker processes.
 
 from __future__ import annotations
 
+import collections
 import json
 import re
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
-from corpus.case import write_atomic
+from corpus.batch import merge_cases
+from corpus.case import Case, write_atomic
 from fuzzer.generate import GenConfig, Generator
 from fuzzer.models import make_model
 from reports.bugs import BugStore
-from reports.localize import culprit_op
+from reports.localize import culprit_from_probe, probe_case
 from rules.specs import SPECS
 
 STATE_VERSION = 1
@@ -96,6 +98,13 @@ class CampaignConfig:
     max_nodes: int = 10
     timeout_s: float = 60.0
     max_cases: int | None = None  # stop after this many cases (tests, benchmarks)
+    batch: int = 1  # cases merged into one compiled model (see corpus/batch.py)
+
+
+def default_batch(backends: list[str]) -> int:
+    """Batch where a compiler's per-model cost dominates: Inductor (g++) and XLA."""
+    expensive = any(b == "torch.compile" or b == "torch.compile:inductor" or b == "tf.xla" for b in backends[1:])
+    return 8 if expensive else 1
 
 
 def _open_state(cfg: CampaignConfig) -> CampaignState:
@@ -110,7 +119,23 @@ def _open_state(cfg: CampaignConfig) -> CampaignState:
     return state
 
 
+@dataclass
+class _Job:
+    """What a case sent to the sandbox stands for."""
+
+    kind: str  # "batch" (merged members), "single" (one member), "probe" (mismatch localization)
+    members: list[Case]
+    indices: list[int]
+    verdict: object = None  # the mismatch a probe localizes
+
+
 def run_campaign(cfg: CampaignConfig, progress: Callable[[CampaignState], None] | None = None) -> CampaignState:
+    """Generate and check cases until the time budget (or ``max_cases``) is spent.
+
+    Work flows through one queue into the sandbox's workers: fresh batches of generated
+    cases; the members of a batch that did not pass cleanly, re-checked one by one; and
+    localization probes for mismatches. Only single-case verdicts become bugs.
+    """
     from oracles.compare import tolerance
     from oracles.sandbox import Sandbox
 
@@ -122,37 +147,86 @@ def run_campaign(cfg: CampaignConfig, progress: Callable[[CampaignState], None] 
     state_path = cfg.out / "campaign.json"
     start = time.monotonic()
     base_seconds = state.seconds
-    checked = 0
+    generated = 0
+    pending: collections.deque[tuple[Case, _Job]] = collections.deque()
+    jobs: dict[int, _Job] = {}
 
     def save() -> None:
         state.seconds = base_seconds + (time.monotonic() - start)
+        if not state.timeline or state.seconds - state.timeline[-1][0] >= 10:
+            state.timeline.append([round(state.seconds, 1), state.cases, state.bugs])
         write_atomic(state_path, json.dumps(state.to_json(), indent=1))
 
-    save()
-    with Sandbox(cfg.backends, timeout_s=cfg.timeout_s, workers=cfg.workers) as sandbox:
-        while time.monotonic() - start < cfg.time_s and (cfg.max_cases is None or checked < cfg.max_cases):
+    def budget_left() -> bool:
+        return time.monotonic() - start < cfg.time_s and (cfg.max_cases is None or generated < cfg.max_cases)
+
+    def next_batch() -> tuple[Case, _Job] | None:
+        nonlocal generated
+        members, indices = [], []
+        while len(members) < cfg.batch and budget_left():
             index = state.next_index
+            state.next_index += 1
+            generated += 1
             model = make_model(generator, SPECS, cfg.seed, index)
             if model.valid:
-                result = sandbox.check(model.case)
-                if result.valid:
-                    state.valid += 1
-                    for op in set(model.case.graph.op_ids()):
-                        state.ops[op] = state.ops.get(op, 0) + 1
-                    for verdict in result.bugs:
-                        dtype = verdict.dtype or "float32"
-                        culprit = culprit_op(model.case, verdict, sandbox.check) if verdict.status == "mismatch" else None
-                        _, new = store.record(model.case, verdict, tolerance(dtype), index, culprit)
-                        state.sightings += 1
-                        if new:
-                            state.bugs += 1
-                            state.bugs_by_kind[verdict.status] = state.bugs_by_kind.get(verdict.status, 0) + 1
+                members.append(model.case)
+                indices.append(index)
+            else:
+                state.cases += 1  # generated, but no clean values: never sent
+        if not members:
+            return None
+        if len(members) == 1:
+            return members[0], _Job("single", members, indices)
+        return merge_cases(members).case, _Job("batch", members, indices)
+
+    def work() -> Iterator[Case]:
+        while True:
+            item = pending.popleft() if pending else (next_batch() if budget_left() else None)
+            if item is None:
+                return
+            case, job = item
+            jobs[id(case)] = job
+            yield case
+
+    def clean(job: _Job) -> None:
+        for case in job.members:
             state.cases += 1
-            state.next_index = index + 1
-            checked += 1
-            state.seconds = base_seconds + (time.monotonic() - start)
-            if not state.timeline or state.seconds - state.timeline[-1][0] >= 10:
-                state.timeline.append([round(state.seconds, 1), state.cases, state.bugs])
+            state.valid += 1
+            for op in set(case.graph.op_ids()):
+                state.ops[op] = state.ops.get(op, 0) + 1
+
+    def record(case: Case, index: int, verdict, culprit: str | None) -> None:
+        _, new = store.record(case, verdict, tolerance(verdict.dtype or "float32"), index, culprit)
+        state.sightings += 1
+        if new:
+            state.bugs += 1
+            state.bugs_by_kind[verdict.status] = state.bugs_by_kind.get(verdict.status, 0) + 1
+
+    save()
+    with Sandbox(cfg.backends, timeout_s=cfg.timeout_s * max(1, cfg.batch // 2), workers=cfg.workers) as sandbox:
+        for case, result in sandbox.check_many(work()):
+            job = jobs.pop(id(case))
+            if job.kind == "batch":
+                if result.valid and not result.bugs:
+                    clean(job)
+                else:  # re-check each member alone: attribution, and bugs only on single cases
+                    for member, index in zip(job.members, job.indices):
+                        pending.append((member, _Job("single", [member], [index])))
+            elif job.kind == "single":
+                member, index = job.members[0], job.indices[0]
+                if not result.valid:
+                    state.cases += 1
+                elif not result.bugs:
+                    clean(job)
+                else:
+                    clean(job)
+                    for verdict in result.bugs:
+                        if verdict.status == "mismatch":
+                            pending.appendleft((probe_case(member), _Job("probe", [member], [index], verdict)))
+                        else:
+                            record(member, index, verdict, None)
+            else:  # probe: pin the mismatch on the operator where it starts
+                record(job.members[0], job.indices[0], job.verdict, culprit_from_probe(job.members[0], job.verdict, case, result))
             save()
             if progress is not None:
                 progress(state)

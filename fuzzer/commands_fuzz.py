@@ -32,7 +32,8 @@ def _backends(text: str) -> list[str]:
 
 
 def cmd_fuzz(args: argparse.Namespace) -> int:
-    from fuzzer.campaign import CampaignConfig, CampaignError, campaign_framework, parse_duration, print_progress, run_campaign
+    from fuzzer.campaign import (CampaignConfig, CampaignError, default_batch, parse_duration, print_progress,
+                                 run_campaign)
 
     try:
         seconds = parse_duration(args.time)
@@ -43,7 +44,8 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
     for fw in {"tensorflow" if b.startswith("tf.") else "torch" for b in backends}:
         ready_framework(fw)
     cfg = CampaignConfig(backends, out, seconds, seed=args.seed, workers=args.workers, max_nodes=args.max_nodes,
-                         timeout_s=args.timeout, max_cases=args.max_cases)
+                         timeout_s=args.timeout, max_cases=args.max_cases,
+                         batch=args.batch or default_batch(backends))
     try:
         state = run_campaign(cfg, None if args.json else print_progress)
     except CampaignError as e:

@@ -24,11 +24,15 @@ def probe_case(case: Case) -> Case:
 
 def culprit_op(case: Case, verdict: Verdict, check: Callable[[Case], CheckResult]) -> str | None:
     """The operator id the mismatch ``verdict`` is pinned on (``check`` runs the oracle)."""
+    probe = probe_case(case)
+    return culprit_from_probe(case, verdict, probe, check(probe))
+
+
+def culprit_from_probe(case: Case, verdict: Verdict, probe: Case, result: CheckResult) -> str | None:
+    """The culprit, given the oracle's ``result`` on ``probe_case(case)``."""
     fallback = None
     if verdict.output is not None and verdict.output < len(case.graph.outputs):
         fallback = case.graph.node(case.graph.outputs[verdict.output][0]).op
-    probe = probe_case(case)
-    result = check(probe)
     if not result.valid:
         return fallback
     found = result.verdict(verdict.backend)
