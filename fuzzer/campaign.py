@@ -8,6 +8,9 @@ is checked twice, nothing found is lost.
 
 Generation and value search run in this process (eager runs of our own generated
 models); every backend under test runs in the sandbox's worker processes.
+
+After the loop, each new bug is reduced in place (``reports.reduce``, ``--reduce-time``
+seconds each; see ``_reduce_bugs``); known bugs (``--ignore``) are only counted.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ from corpus.batch import merge_cases
 from corpus.case import Case, write_atomic
 from fuzzer.generate import GenConfig, Generator
 from fuzzer.models import make_model
-from reports.bugs import BugStore
+from reports.bugs import BugStore, signature_of
+from reports.known import KnownIssues
 from reports.localize import culprit_from_probe, probe_case
 from rules.specs import SPECS
 
@@ -65,6 +69,7 @@ class CampaignState:
     seconds: float = 0.0
     ops: dict[str, int] = field(default_factory=dict)  # operator -> valid cases using it
     timeline: list[list[float]] = field(default_factory=list)  # [seconds, cases, distinct bugs]
+    ignored: int = 0  # sightings of known bugs (--ignore), not recorded
 
     def to_json(self) -> dict:
         minutes = self.seconds / 60
@@ -74,6 +79,7 @@ class CampaignState:
             "sightings": self.sightings, "bugs_by_kind": self.bugs_by_kind, "seconds": round(self.seconds, 2),
             "cases_per_minute": round(self.cases / minutes, 2) if minutes > 0 else 0.0,
             "distinct_ops": len(self.ops), "ops": dict(sorted(self.ops.items())), "timeline": self.timeline,
+            "ignored": self.ignored,
         }
 
     @classmethod
@@ -82,7 +88,7 @@ class CampaignState:
             d = json.loads(path.read_text())
             return cls(list(d["backends"]), int(d["seed"]), int(d["max_nodes"]), int(d["next_index"]), int(d["cases"]),
                        int(d["valid"]), int(d["bugs"]), int(d.get("sightings", 0)), dict(d["bugs_by_kind"]),
-                       float(d["seconds"]), dict(d.get("ops", {})), list(d.get("timeline", [])))
+                       float(d["seconds"]), dict(d.get("ops", {})), list(d.get("timeline", [])), int(d.get("ignored", 0)))
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise CampaignError(f"{path} is not a readable dlfuzz campaign state ({type(e).__name__}: {e}); "
                                 f"move it away or choose another --out") from None
@@ -99,6 +105,8 @@ class CampaignConfig:
     timeout_s: float = 60.0
     max_cases: int | None = None  # stop after this many cases (tests, benchmarks)
     batch: int = 1  # cases merged into one compiled model (see corpus/batch.py)
+    reduce_s: float = 60.0  # reduction budget per new bug (0: no reduction), see _reduce_bugs
+    ignore: KnownIssues | None = None  # known bugs: counted in ``ignored``, no folder
 
 
 def default_batch(backends: list[str]) -> int:
@@ -127,6 +135,7 @@ class _Job:
     members: list[Case]
     indices: list[int]
     verdict: object = None  # the mismatch a probe localizes
+    result: object = None  # the member's own CheckResult (probe jobs), for the report
 
 
 def run_campaign(cfg: CampaignConfig, progress: Callable[[CampaignState], None] | None = None) -> CampaignState:
@@ -195,8 +204,12 @@ def run_campaign(cfg: CampaignConfig, progress: Callable[[CampaignState], None] 
             for op in set(case.graph.op_ids()):
                 state.ops[op] = state.ops.get(op, 0) + 1
 
-    def record(case: Case, index: int, verdict, culprit: str | None) -> None:
-        _, new = store.record(case, verdict, tolerance(verdict.dtype or "float32"), index, culprit)
+    def record(case: Case, index: int, verdict, culprit: str | None, result) -> None:
+        if cfg.ignore is not None and cfg.ignore.matches(signature_of(case, verdict, culprit), verdict.message):
+            state.ignored += 1
+            return
+        _, new = store.record(case, verdict, tolerance(verdict.dtype or "float32"), index, culprit,
+                              verdicts=result.verdicts)
         state.sightings += 1
         if new:
             state.bugs += 1
@@ -222,17 +235,48 @@ def run_campaign(cfg: CampaignConfig, progress: Callable[[CampaignState], None] 
                     clean(job)
                     for verdict in result.bugs:
                         if verdict.status == "mismatch":
-                            pending.appendleft((probe_case(member), _Job("probe", [member], [index], verdict)))
+                            pending.appendleft((probe_case(member), _Job("probe", [member], [index], verdict, result)))
                         else:
-                            record(member, index, verdict, None)
+                            record(member, index, verdict, None, result)
             else:  # probe: pin the mismatch on the operator where it starts
-                record(job.members[0], job.indices[0], job.verdict, culprit_from_probe(job.members[0], job.verdict, case, result))
+                record(job.members[0], job.indices[0], job.verdict,
+                       culprit_from_probe(job.members[0], job.verdict, case, result), job.result)
             save()
             if progress is not None:
                 progress(state)
+        if cfg.reduce_s > 0:
+            _reduce_bugs(store, sandbox, cfg, progress is not None)
     state.timeline.append([round(base_seconds + time.monotonic() - start, 1), state.cases, state.bugs])
     save()
     return state
+
+
+def _reduce_bugs(store: BugStore, sandbox, cfg: CampaignConfig, verbose: bool) -> None:
+    """Reduce every bug folder not reduced yet: this run's new bugs, and those of an
+    earlier run that was interrupted before its reductions.
+
+    Reduction runs after the generation loop, on the campaign's own sandbox (warm workers,
+    one case at a time through ``sandbox.check``), each bug within ``cfg.reduce_s`` seconds:
+    the loop's ``check_many`` must be finished before the sandbox takes single checks, and
+    a campaign stopped before this point loses nothing (its bugs are reduced on resume, or
+    by ``dlfuzz reduce``). A campaign's wall time is thus ``--time`` plus at most
+    ``--reduce-time`` per new bug.
+    """
+    from reports.reduce import reduce_bug_folder
+
+    sandbox.timeout_s = cfg.timeout_s  # single cases: the batch allowance is not needed
+    for name, bug in sorted(store.known().items()):
+        if "reduce_seconds" in bug:
+            continue
+        folder = store.root / name
+        try:
+            red = reduce_bug_folder(folder, sandbox.check, store.specs, time_s=cfg.reduce_s, timeout_s=cfg.timeout_s)
+        except Exception as e:  # noqa: BLE001 - the bug stays recorded, unreduced; dlfuzz reduce can retry
+            print(f"\ncannot reduce {name}: {type(e).__name__}: {e}", file=sys.stderr)
+            continue
+        if verbose and red is not None:
+            print(f"\nreduced {name}: {red.operators_before} -> {red.operators_after} operators in {red.seconds:.0f} s",
+                  end="", file=sys.stderr, flush=True)
 
 
 def print_progress(state: CampaignState) -> None:

@@ -85,11 +85,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=positive_int,
                    help="cases compiled together as one model (default: 8 for Inductor and XLA, else 1)")
     p.add_argument("--json", action="store_true", help="print campaign.json's figures as one line at the end")
+    p.add_argument("--ignore", metavar="FILE",
+                   help="known bugs: a file of signature digests or regular expressions, one per line (# comments); "
+                        "matching bugs are counted in campaign.json as 'ignored', not written")
+    p.add_argument("--reduce-time", type=non_negative_int, default=60, metavar="SECONDS",
+                   help="reduce each new bug for at most this many seconds after the campaign (0: no reduction; "
+                        "default 60)")
 
     p = sub.add_parser("replay", help="re-check a bug folder or a case.json on its backends")
     p.add_argument("path", help="a bug folder (with bug.json) or a case.json")
     p.add_argument("--backends", help="backends for a bare case.json (a bug folder names its own)")
     p.add_argument("--timeout", type=positive_int, default=60)
+
+    p = sub.add_parser("reduce", help="minimize a bug folder in place (delta debugging, re-checked on its backends)")
+    p.add_argument("path", help="a bug folder (with bug.json and case.json)")
+    p.add_argument("--time", type=positive_int, default=120, metavar="SECONDS", help="time budget (default 120)")
+    p.add_argument("--max-checks", type=positive_int, default=500, help="oracle calls at most (default 500)")
+    p.add_argument("--timeout", type=positive_int, default=60, help="seconds per check before it counts as a hang")
+    p.add_argument("--json", action="store_true", help="print the reduction's figures as one JSON line")
+
+    p = sub.add_parser("report", help="write a campaign's summary: DIR/summary.md and DIR/summary.html")
+    p.add_argument("dir", help="a campaign folder (with campaign.json)")
+    p.add_argument("--json", action="store_true", help="print the paths written and the figures as one JSON line")
     from fuzzer.commands_collect import add_parsers as add_collect_parsers  # stdlib-only module
 
     add_collect_parsers(sub)
@@ -112,6 +129,10 @@ def main(argv: list[str] | None = None) -> int:
             from fuzzer import commands_fuzz
 
             return commands_fuzz.cmd_fuzz(args) if args.command == "fuzz" else commands_fuzz.cmd_replay(args)
+        if args.command in ("reduce", "report"):
+            from fuzzer import commands_report
+
+            return commands_report.cmd_reduce(args) if args.command == "reduce" else commands_report.cmd_report(args)
         if args.command in ("collect", "corpus"):
             from fuzzer import commands_collect
 

@@ -40,12 +40,20 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise UsageError(f"--time: {e}") from None
     backends = _backends(args.backends)
+    ignore = None
+    if args.ignore:
+        from reports.known import KnownIssues, KnownIssuesError
+
+        try:
+            ignore = KnownIssues.load(args.ignore)
+        except KnownIssuesError as e:
+            raise UsageError(str(e)) from None
     out = Path(writable_dir(args.out))
     for fw in {"tensorflow" if b.startswith("tf.") else "torch" for b in backends}:
         ready_framework(fw)
     cfg = CampaignConfig(backends, out, seconds, seed=args.seed, workers=args.workers, max_nodes=args.max_nodes,
                          timeout_s=args.timeout, max_cases=args.max_cases,
-                         batch=args.batch or default_batch(backends))
+                         batch=args.batch or default_batch(backends), reduce_s=args.reduce_time, ignore=ignore)
     try:
         state = run_campaign(cfg, None if args.json else print_progress)
     except CampaignError as e:
@@ -56,7 +64,8 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
     else:
         print(file=sys.stderr)
         print(f"{state.cases} cases ({state.valid} valid) in {state.seconds:.0f} s, {figures['cases_per_minute']} cases/min; "
-              f"{state.bugs} distinct bugs {state.bugs_by_kind or ''}; results in {out}")
+              f"{state.bugs} distinct bugs {state.bugs_by_kind or ''}"
+              f"{f', {state.ignored} known ignored' if state.ignored else ''}; results in {out}")
     return 0
 
 

@@ -10,13 +10,13 @@ the same signature only bump the count in bug.json.
 from __future__ import annotations
 
 import json
-import platform
 import time
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from corpus.case import Case, write_atomic
 from oracles.verdict import Verdict
+from reports import render
 from reports.repro import repro_source
 from reports.signature import Signature, sign
 from rules.codegen import program_source
@@ -28,36 +28,24 @@ def signature_of(case: Case, verdict: Verdict, culprit: str | None = None) -> Si
     return sign(verdict.status, verdict.backend, verdict.stage, verdict.message, case.graph.op_ids(), culprit_op=culprit)
 
 
-def _versions() -> dict:
-    import sys
-
-    versions = {"python": sys.version.split()[0], "os": platform.platform(), "cpu": platform.processor() or platform.machine()}
-    for mod in ("torch", "tensorflow"):
-        m = sys.modules.get(mod)
-        if m is not None:
-            versions[mod] = getattr(m, "__version__", "?")
-    return versions
+def render_report(case: Case, verdict: Verdict, sig: Signature, reference: str, repro: str, **kw) -> str:
+    """report.md (``reports.render.render_report``)."""
+    return render.render_report(case, verdict, sig, reference, repro, **kw)
 
 
-def render_report(case: Case, verdict: Verdict, sig: Signature, reference: str, repro: str) -> str:
-    ops = ", ".join(sorted(set(case.graph.op_ids())))
-    symptom = {"crash": "raises", "abort": "aborts", "timeout": "hangs", "mismatch": "gives a wrong result"}[verdict.status]
-    lines = [
-        f"# {verdict.backend} {symptom} at {verdict.stage or 'run'} on a model with {ops}",
-        "",
-        f"**Kind**: {verdict.status} · **stage**: {verdict.stage} · **reference**: {reference} · **signature**: `{sig.digest}`",
-        "",
-    ]
-    if verdict.status == "mismatch":
-        lines += [f"Output {verdict.output} ({verdict.dtype}) differs from the reference: "
-                  f"max abs error {verdict.max_abs:.3g}, max rel error {verdict.max_rel:.3g}." if verdict.max_abs is not None
-                  else f"Output {verdict.output} differs from the reference: {verdict.message}", ""]
-    elif verdict.message:
-        lines += ["```", verdict.message, "```", ""]
-    lines += ["## Reproducer", "", "Save as `repro.py` and run `python repro.py` (exit 1 while the bug is present).", "",
-              "```python", repro.rstrip(), "```", "", "## Versions", ""]
-    lines += [f"- {k}: {v}" for k, v in _versions().items()]
-    return "\n".join(lines) + "\n"
+def write_bug_files(folder: Path, case: Case, verdict: Verdict, sig: Signature, reference: str,
+                    specs: Mapping[str, OpSpec], tolerance: tuple[float, float], timeout_s: float = 60.0, *,
+                    verdicts: Sequence[Verdict] | None = None, reduced_from: tuple[int, int] | None = None) -> None:
+    """case.json, program.py, repro.py and report.md of one bug (bug.json is the caller's)."""
+    case.save(folder / "case.json")
+    write_atomic(folder / "program.py", program_source(case.graph, case.framework, case.values, specs,
+                                                       f"dlfuzz bug {sig.digest}: the model alone"))
+    repro = repro_source(case, specs, reference, verdict.backend, verdict.status, output=verdict.output,
+                         atol=tolerance[0], rtol=tolerance[1], timeout_s=timeout_s,
+                         title=f"dlfuzz bug {sig.folder_name}")
+    write_atomic(folder / "repro.py", repro)
+    write_atomic(folder / "report.md", render_report(case, verdict, sig, reference, repro, specs=specs, verdicts=verdicts,
+                                                     folder=str(folder), reduced_from=reduced_from))
 
 
 class BugStore:
@@ -78,8 +66,9 @@ class BugStore:
         return found
 
     def record(self, case: Case, verdict: Verdict, tolerance: tuple[float, float], case_index: int,
-               culprit: str | None = None) -> tuple[Signature, bool]:
-        """Write the bug if new; bump its count if known. Returns (signature, is_new)."""
+               culprit: str | None = None, verdicts: Sequence[Verdict] | None = None) -> tuple[Signature, bool]:
+        """Write the bug if new; bump its count if known. Returns (signature, is_new).
+        ``verdicts``: every backend's verdict on the case, for the report."""
         sig = signature_of(case, verdict, culprit)
         folder = self.root / sig.folder_name
         bug_json = folder / "bug.json"
@@ -88,20 +77,16 @@ class BugStore:
             data["count"] = data.get("count", 1) + 1
             write_atomic(bug_json, json.dumps(data, indent=1, sort_keys=True))
             return sig, False
-        case.save(folder / "case.json")
-        write_atomic(folder / "program.py", program_source(case.graph, case.framework, case.values, self.specs,
-                                                           f"dlfuzz bug {sig.digest}: the model alone"))
-        repro = repro_source(case, self.specs, self.reference, verdict.backend, verdict.status, output=verdict.output,
-                             atol=tolerance[0], rtol=tolerance[1], timeout_s=self.timeout_s,
-                             title=f"dlfuzz bug {sig.folder_name}")
-        write_atomic(folder / "repro.py", repro)
-        write_atomic(folder / "report.md", render_report(case, verdict, sig, self.reference, repro))
+        write_bug_files(folder, case, verdict, sig, self.reference, self.specs, tolerance, self.timeout_s,
+                        verdicts=verdicts)
         data = {
             "signature": sig.digest, "folder": sig.folder_name, "kind": verdict.status, "stage": verdict.stage,
             "backends": [self.reference, verdict.backend], "operators": sorted(set(case.graph.op_ids())),
             "signature_parts": sig.to_json(), "verdict": verdict.to_json(), "count": 1,
             "first_seen": time.strftime("%Y-%m-%dT%H:%M:%S"), "case_index": case_index,
-            "operator_nodes": len(case.graph.op_nodes()),
+            "operator_nodes": len(case.graph.op_nodes()), "culprit": culprit,
         }
+        if verdicts:
+            data["verdicts"] = [v.to_json() for v in verdicts]
         write_atomic(bug_json, json.dumps(data, indent=1, sort_keys=True))
         return sig, True

@@ -1,0 +1,285 @@
+"""The campaign summary (``dlfuzz report DIR``): ``DIR/summary.md`` and ``DIR/summary.html``.
+
+Both hold the campaign's figures, a table of its distinct bugs (kind, backends,
+operators, first seen, operator nodes when found and after reduction, how often seen),
+cases and distinct bugs over time (campaign.json's ``timeline``) and how often each
+operator was used (``ops``). The HTML page opens from disk: plain HTML and CSS with the
+plots as inline SVG, no scripts and no external resources.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from corpus.case import write_atomic
+
+
+class SummaryError(ValueError):
+    """A campaign folder that cannot be summarized; the message is one line."""
+
+
+@dataclass
+class Campaign:
+    root: Path
+    state: dict[str, Any]
+    bugs: list[dict[str, Any]]
+    unreadable: list[str]
+
+
+_REQUIRED = ("backends", "cases", "valid", "bugs", "seconds")
+
+
+def load_campaign(root: Path) -> Campaign:
+    path = root / "campaign.json"
+    if not root.is_dir():
+        raise SummaryError(f"{root} is not a folder; pass a campaign folder (the --out of 'dlfuzz fuzz')")
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise SummaryError(f"{path}: cannot read ({e.strerror}); is {root} a campaign folder (the --out of 'dlfuzz fuzz')?") from None
+    try:
+        state = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise SummaryError(f"{path}: not valid JSON (line {e.lineno}: {e.msg}); the file is corrupt, "
+                           f"re-run the campaign with the same --out to rewrite it") from None
+    if not isinstance(state, dict):
+        raise SummaryError(f"{path}: expected a JSON object, got {type(state).__name__}; is this a dlfuzz campaign.json?")
+    missing = [k for k in _REQUIRED if k not in state]
+    if missing:
+        raise SummaryError(f"{path}: missing {', '.join(missing)}; is this a dlfuzz campaign.json?")
+    bugs, unreadable = [], []
+    for p in sorted((root / "bugs").glob("*/bug.json")):
+        try:
+            bug = json.loads(p.read_text())
+            if not isinstance(bug, dict):
+                raise ValueError
+        except (OSError, ValueError):
+            unreadable.append(p.parent.name)
+            continue
+        bug.setdefault("folder", p.parent.name)
+        bugs.append(bug)
+    bugs.sort(key=lambda b: (str(b.get("first_seen", "")), str(b.get("folder", ""))))
+    return Campaign(root, state, bugs, unreadable)
+
+
+# ---- the bug table -------------------------------------------------------------------------
+
+def _short(op: str) -> str:
+    return op.split(".")[-1] if op.startswith("core.") else op
+
+
+def bug_row(bug: dict[str, Any]) -> dict[str, str]:
+    ops = bug.get("operators_reduced") or bug.get("operators") or []
+    before = bug.get("operators_before", bug.get("operator_nodes"))
+    after = bug.get("operators_after")
+    size = f"{before} → {after}" if after is not None and before is not None else (f"{before}" if before is not None else "?")
+    backends = list(bug.get("backends", []))
+    stage = bug.get("stage") or ""
+    return {
+        "kind": f"{bug.get('kind', '?')}{' at ' + stage if stage else ''}",
+        "backends": " vs ".join(backends) if backends else "?",
+        "operators": ", ".join(_short(o) for o in ops) or "?",
+        "first seen": str(bug.get("first_seen", "?")).replace("T", " "),
+        "size": size,
+        "count": str(bug.get("count", 1)),
+        "folder": str(bug.get("folder", "")),
+    }
+
+
+def _figures(state: dict[str, Any]) -> list[tuple[str, str]]:
+    minutes = float(state.get("seconds", 0)) / 60
+    by_kind = state.get("bugs_by_kind") or {}
+    kinds = ", ".join(f"{k} {v}" for k, v in sorted(by_kind.items()))
+    return [
+        ("backends", ", ".join(state.get("backends", [])) + " (the first is the reference)"),
+        ("cases", f"{state.get('cases', 0)} ({state.get('valid', 0)} valid)"),
+        ("time", f"{minutes:.1f} min, {state.get('cases_per_minute', 0)} cases/min"),
+        ("distinct bugs", f"{state.get('bugs', 0)}" + (f" ({kinds})" if kinds else "")),
+        ("sightings", str(state.get("sightings", 0))),
+        ("ignored (known bugs)", str(state.get("ignored", 0))),
+        ("operators covered", str(state.get("distinct_ops", len(state.get("ops") or {})))),
+        ("seed, max nodes", f"{state.get('seed', '?')}, {state.get('max_nodes', '?')}"),
+    ]
+
+
+def _timeline(state: dict[str, Any]) -> list[tuple[float, float, float]]:
+    points = []
+    for p in state.get("timeline") or []:
+        try:
+            points.append((float(p[0]), float(p[1]), float(p[2])))
+        except (TypeError, ValueError, IndexError):
+            continue
+    return sorted(points)
+
+
+def _ops(state: dict[str, Any]) -> list[tuple[str, int]]:
+    ops = state.get("ops") or {}
+    items = [(str(k), int(v)) for k, v in ops.items() if isinstance(v, (int, float))]
+    return sorted(items, key=lambda kv: (-kv[1], kv[0]))
+
+
+COLUMNS = ("kind", "backends", "operators", "first seen", "size", "count")
+HEADERS = {"size": "operator nodes (found → reduced)"}
+
+
+def render_markdown(c: Campaign) -> str:
+    lines = [f"# dlfuzz campaign summary: {c.root.name}", ""]
+    lines += ["| figure | value |", "| --- | --- |"] + [f"| {k} | {v} |" for k, v in _figures(c.state)] + [""]
+    lines += [f"## Bugs ({len(c.bugs)})", ""]
+    if c.bugs:
+        lines += ["| # | " + " | ".join(HEADERS.get(k, k) for k in COLUMNS) + " | report |",
+                  "|" + " --- |" * (len(COLUMNS) + 2)]
+        for i, bug in enumerate(c.bugs, 1):
+            row = bug_row(bug)
+            cells = [row[k].replace("|", "\\|") for k in COLUMNS]
+            lines.append(f"| {i} | " + " | ".join(cells) + f" | [report](bugs/{row['folder']}/report.md) |")
+    else:
+        lines.append("No bugs found.")
+    if c.unreadable:
+        lines += ["", f"Unreadable bug folders (no valid bug.json): {', '.join(c.unreadable)}."]
+    timeline = _timeline(c.state)
+    lines += ["", "## Cases and distinct bugs over time", ""]
+    if timeline:
+        step = max(1, len(timeline) // 10)
+        shown = timeline[::step] + ([timeline[-1]] if (len(timeline) - 1) % step else [])
+        lines += ["| seconds | cases | distinct bugs |", "| ---: | ---: | ---: |"]
+        lines += [f"| {s:.0f} | {int(n)} | {int(b)} |" for s, n, b in shown]
+    else:
+        lines.append("No timeline recorded.")
+    ops = _ops(c.state)
+    lines += ["", f"## Operator frequency ({len(ops)} operators, valid cases using each)", ""]
+    if ops:
+        lines += ["| operator | cases |", "| --- | ---: |"] + [f"| {op} | {n} |" for op, n in ops]
+    else:
+        lines.append("No operators recorded.")
+    lines += ["", "The HTML version with plots: `summary.html`."]
+    return "\n".join(lines) + "\n"
+
+
+# ---- SVG plots -----------------------------------------------------------------------------
+
+def _nice_max(v: float) -> float:
+    if v <= 0:
+        return 1.0
+    import math
+
+    mag = 10 ** math.floor(math.log10(v))
+    for m in (1, 2, 2.5, 5, 10):
+        if v <= m * mag:
+            return m * mag
+    return 10 * mag  # pragma: no cover
+
+
+def _num(v: float) -> str:
+    return f"{v:.0f}" if abs(v - round(v)) < 1e-9 or abs(v) >= 10 else f"{v:.1f}"
+
+
+def line_chart(points: Sequence[tuple[float, float]], title: str, xlabel: str, ylabel: str, color: str,
+               width: int = 560, height: int = 240) -> str:
+    left, right, top, bottom = 56, 16, 28, 40
+    pw, ph = width - left - right, height - top - bottom
+    xmax = _nice_max(max((p[0] for p in points), default=0))
+    ymax = _nice_max(max((p[1] for p in points), default=0))
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+             f'role="img" aria-label="{html.escape(title)}">',
+             f'<text x="{width / 2}" y="18" text-anchor="middle" class="t">{html.escape(title)}</text>']
+    for i in range(5):
+        y = top + ph - ph * i / 4
+        parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{left + pw}" y2="{y:.1f}" class="g"/>')
+        parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{_num(ymax * i / 4)}</text>')
+        x = left + pw * i / 4
+        parts.append(f'<text x="{x:.1f}" y="{top + ph + 16}" text-anchor="middle">{_num(xmax * i / 4)}</text>')
+    parts.append(f'<line x1="{left}" y1="{top + ph}" x2="{left + pw}" y2="{top + ph}" class="a"/>')
+    parts.append(f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + ph}" class="a"/>')
+    parts.append(f'<text x="{left + pw / 2}" y="{height - 6}" text-anchor="middle">{html.escape(xlabel)}</text>')
+    parts.append(f'<text x="14" y="{top + ph / 2}" text-anchor="middle" transform="rotate(-90 14 {top + ph / 2})">'
+                 f'{html.escape(ylabel)}</text>')
+    if points:
+        coords = " ".join(f"{left + pw * x / xmax:.1f},{top + ph - ph * y / ymax:.1f}" for x, y in points)
+        parts.append(f'<polyline points="{coords}" fill="none" stroke="{color}" stroke-width="2"/>')
+    else:
+        parts.append(f'<text x="{left + pw / 2}" y="{top + ph / 2}" text-anchor="middle">no data</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def bar_chart(items: Sequence[tuple[str, int]], title: str, color: str = "#4c78a8", width: int = 640) -> str:
+    bar, gap, left, top = 14, 4, 190, 28
+    height = top + len(items) * (bar + gap) + 12
+    vmax = max((v for _, v in items), default=0) or 1
+    pw = width - left - 60
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+             f'role="img" aria-label="{html.escape(title)}">',
+             f'<text x="{width / 2}" y="18" text-anchor="middle" class="t">{html.escape(title)}</text>']
+    for i, (label, v) in enumerate(items):
+        y = top + i * (bar + gap)
+        w = pw * v / vmax
+        parts.append(f'<text x="{left - 6}" y="{y + bar - 3}" text-anchor="end">{html.escape(label)}</text>')
+        parts.append(f'<rect x="{left}" y="{y}" width="{w:.1f}" height="{bar}" fill="{color}"/>')
+        parts.append(f'<text x="{left + w + 4:.1f}" y="{y + bar - 3}">{v}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+_STYLE = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 14px; }
+th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: left; vertical-align: top; }
+th { background: #f3f3f3; }
+td.n { text-align: right; }
+svg { display: block; margin: 0.5em 0 1.5em; font-size: 11px; }
+svg text { fill: #333; }
+svg text.t { font-size: 13px; font-weight: 600; }
+svg line.g { stroke: #e5e5e5; }
+svg line.a { stroke: #777; }
+.plots { display: flex; flex-wrap: wrap; gap: 1em; }
+"""
+
+
+def render_html(c: Campaign) -> str:
+    e = html.escape
+    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+           f"<title>dlfuzz campaign summary: {e(c.root.name)}</title>", f"<style>{_STYLE}</style></head><body>",
+           f"<h1>dlfuzz campaign summary: {e(c.root.name)}</h1>", "<table>"]
+    out += [f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in _figures(c.state)]
+    out += ["</table>", f"<h2>Bugs ({len(c.bugs)})</h2>"]
+    if c.bugs:
+        out.append("<table><tr><th>#</th>" + "".join(f"<th>{e(HEADERS.get(k, k))}</th>" for k in COLUMNS)
+                   + "<th>report</th></tr>")
+        for i, bug in enumerate(c.bugs, 1):
+            row = bug_row(bug)
+            cells = "".join(f'<td{" class=n" if k in ("count",) else ""}>{e(row[k])}</td>' for k in COLUMNS)
+            link = f'<a href="bugs/{e(row["folder"])}/report.md">{e(row["folder"])}</a>'
+            out.append(f"<tr><td class=n>{i}</td>{cells}<td>{link}</td></tr>")
+        out.append("</table>")
+    else:
+        out.append("<p>No bugs found.</p>")
+    if c.unreadable:
+        out.append(f"<p>Unreadable bug folders (no valid bug.json): {e(', '.join(c.unreadable))}.</p>")
+    timeline = _timeline(c.state)
+    out += ["<h2>Cases and distinct bugs over time</h2>", '<div class="plots">',
+            line_chart([(s, n) for s, n, _ in timeline], "cases", "seconds", "cases", "#4c78a8"),
+            line_chart([(s, b) for s, _, b in timeline], "distinct bugs", "seconds", "bugs", "#e45756"),
+            "</div>"]
+    ops = _ops(c.state)
+    out += [f"<h2>Operator frequency ({len(ops)} operators)</h2>",
+            bar_chart([(_short(op), n) for op, n in ops], "valid cases using each operator") if ops
+            else "<p>No operators recorded.</p>",
+            "</body></html>"]
+    return "\n".join(out) + "\n"
+
+
+def write_summary(root: Path) -> tuple[Path, Path, Campaign]:
+    """Write ``root/summary.md`` and ``root/summary.html``; raises :class:`SummaryError`."""
+    c = load_campaign(root)
+    md, page = root / "summary.md", root / "summary.html"
+    try:
+        write_atomic(md, render_markdown(c))
+        write_atomic(page, render_html(c))
+    except OSError as e:
+        raise SummaryError(f"cannot write the summary into {root} ({e.strerror}); check the folder's permissions") from None
+    return md, page, c

@@ -1,0 +1,183 @@
+"""report.md (pinned by snapshots), known-issue filters and the campaign summary."""
+
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from corpus.case import Case
+from corpus.graph import Graph
+from corpus.tensor_type import TensorType
+from corpus.values import ValueSpec
+from oracles.verdict import Verdict
+from reports.bugs import signature_of
+from reports.known import KnownIssues, KnownIssuesError
+from reports.render import render_report, title
+from reports.summary import SummaryError, load_campaign, write_summary
+from rules.specs import SPECS
+
+SNAPSHOTS = Path(__file__).resolve().parent / "snapshots"
+VERSIONS = {"torch": "2.13.0+cpu", "numpy": "2.0.0", "python": "3.11.7", "os": "Linux-6.1-x86_64", "cpu": "Test CPU (x86_64)"}
+REPRO = 'print("the reproducer goes here")'
+
+
+def snapshot(name: str, text: str) -> None:
+    """Compare with tests/snapshots/NAME; DLFUZZ_UPDATE_SNAPSHOTS=1 rewrites it."""
+    path = SNAPSHOTS / name
+    if os.environ.get("DLFUZZ_UPDATE_SNAPSHOTS"):
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text)
+    assert text == path.read_text()
+
+
+def add_case():
+    t = TensorType((2, 1), "float32")
+    g = Graph()
+    x, y = g.add_leaf(t), g.add_leaf(t)
+    g.outputs = g.add_op("core.Add", {}, [x, y], [t])
+    return Case(g, "torch", {0: ValueSpec(1, -1.0, 1.0), 1: ValueSpec(2, -1.0, 1.0)})
+
+
+def cast_max_case():
+    g = Graph()
+    x = g.add_leaf(TensorType((1, 1, 11, 1), "int8"))
+    b = g.add_op("core.Cast", {"to": "bool"}, [x], [TensorType((1, 1, 11, 1), "bool")])[0]
+    g.outputs = g.add_op("core.Max", {"dims": -2, "keepdim": True}, [b], [TensorType((1, 1, 1, 1), "bool")])[:1]
+    return Case(g, "torch", {0: ValueSpec(3, -8.0, 8.0)})
+
+
+def test_mismatch_report_snapshot():
+    case = add_case()
+    bad = Verdict("torch.compile", "mismatch", "run", "output 0 (float32): 2 of 2 elements beyond tolerance", 0, 1.0, 3.25,
+                  "float32", 0.5)
+    verdicts = [Verdict("torch.eager", "ok"), Verdict("torch.compile:aot_eager", "ok"), bad]
+    sig = signature_of(case, bad, "core.Add")
+    text = render_report(case, bad, sig, "torch.eager", REPRO, specs=SPECS, verdicts=verdicts, versions_info=VERSIONS,
+                         folder="out/bugs/" + sig.folder_name, reduced_from=(7, 1))
+    snapshot("report_mismatch.md", text)
+    assert text.splitlines()[0] == "# torch.compile returns wrong results (float32) on `torch.add`"
+
+
+def test_crash_report_snapshot():
+    case = cast_max_case()
+    bad = Verdict("torch.compile", "crash", "compile",
+                  "CppCompileError: C++ compile error: no match for 'operator|' (operand types are 'VecMask<float, 1>')")
+    sig = signature_of(case, bad)
+    text = render_report(case, bad, sig, "torch.eager", REPRO, specs=SPECS,
+                         verdicts=[Verdict("torch.eager", "ok"), bad], versions_info=VERSIONS,
+                         folder="out/bugs/" + sig.folder_name, reduced_from=(10, 2))
+    snapshot("report_crash.md", text)
+    assert title(case, bad, SPECS) == ("torch.compile raises CppCompileError at compile time on `Tensor.to` and "
+                                       "`torch.max`")
+
+
+def test_abort_and_timeout_titles():
+    case = add_case()
+    abort = Verdict("torch.compile:x", "abort", "compile", "killed by signal SIGABRT")
+    hang = Verdict("torch.compile:x", "timeout", "run", "no result after 60s")
+    assert title(case, abort, SPECS) == "torch.compile:x kills the process (SIGABRT) at compile time on `torch.add`"
+    assert title(case, hang, SPECS) == "torch.compile:x hangs at run time on `torch.add`"
+    report = render_report(case, hang, signature_of(case, hang), "torch.eager", REPRO, specs=SPECS)
+    assert "- torch: " in report and "- python: " in report and "- cpu: " in report  # this machine's versions
+
+
+# ---- known issues ------------------------------------------------------------------------------
+
+def test_known_issues_match_digests_folder_names_and_messages():
+    case = add_case()
+    crash = Verdict("torch.compile", "crash", "compile", "CppCompileError: C++ compile error: no match for operator|")
+    sig = signature_of(case, crash)
+    known = KnownIssues.parse(f"# comments and blank lines are skipped\n\n{sig.digest}\n")
+    assert len(known) == 1 and known.matches(sig, crash.message) == sig.digest
+    assert KnownIssues.parse("^crash-torch_compile-").matches(sig) == "^crash-torch_compile-"
+    assert KnownIssues.parse(r"no match for operator\|  # VecMask").matches(sig, crash.message)
+    assert KnownIssues.parse("mismatch-\nSIGSEGV\n").matches(sig, crash.message) is None
+
+
+def test_a_malformed_pattern_is_one_line_and_exit_code_2(tmp_path, capsys):
+    from fuzzer.cli import main
+
+    with pytest.raises(KnownIssuesError, match=r"known.txt:2: malformed regular expression 'bad\[' .*fix or remove"):
+        KnownIssues.parse("fine\nbad[\n", "known.txt")
+    ignore = tmp_path / "known.txt"
+    ignore.write_text("ok\n(unclosed\n")
+    code = main(["fuzz", "--backends", "torch.eager,torch.compile:aot_eager", "--out", str(tmp_path / "c"),
+                 "--ignore", str(ignore), "--max-cases", "1"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "malformed regular expression '(unclosed'" in err
+    assert main(["fuzz", "--backends", "torch.eager,torch.compile:aot_eager", "--out", str(tmp_path / "c"),
+                 "--ignore", str(tmp_path / "missing.txt")]) == 2
+    assert "cannot read ignore file" in capsys.readouterr().err
+
+
+# ---- the campaign summary ----------------------------------------------------------------------
+
+def fake_campaign(root: Path) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    state = {"version": 1, "backends": ["torch.eager", "torch.compile"], "seed": 0, "max_nodes": 10, "next_index": 40,
+             "cases": 40, "valid": 37, "bugs": 2, "sightings": 5, "bugs_by_kind": {"crash": 1, "mismatch": 1},
+             "seconds": 300.0, "cases_per_minute": 8.0, "distinct_ops": 3,
+             "ops": {"core.Add": 20, "core.Exp": 5, "core.Max": 11},
+             "timeline": [[0.0, 0, 0], [100.0, 12, 1], [200.0, 25, 1], [300.0, 40, 2]], "ignored": 3}
+    (root / "campaign.json").write_text(json.dumps(state))
+    bugs = [
+        {"folder": "crash-torch_compile-283b2f136dea", "kind": "crash", "stage": "compile",
+         "backends": ["torch.eager", "torch.compile"], "operators": ["core.Cast", "core.Max", "core.Neg"],
+         "operators_reduced": ["core.Cast", "core.Max"], "first_seen": "2026-11-22T05:32:16", "count": 4,
+         "operator_nodes": 10, "operators_before": 10, "operators_after": 2},
+        {"folder": "mismatch-torch_compile-0123456789ab", "kind": "mismatch", "stage": "run",
+         "backends": ["torch.eager", "torch.compile"], "operators": ["core.Add", "core.Exp"],
+         "first_seen": "2026-11-22T05:40:00", "count": 1, "operator_nodes": 6},
+    ]
+    for bug in bugs:
+        (root / "bugs" / bug["folder"]).mkdir(parents=True)
+        (root / "bugs" / bug["folder"] / "bug.json").write_text(json.dumps(bug))
+    (root / "bugs" / "half-written").mkdir()
+    (root / "bugs" / "half-written" / "bug.json").write_text("{")
+
+
+def test_summary_markdown_and_a_self_contained_html_page(tmp_path, capsys):
+    from fuzzer.cli import main
+
+    fake_campaign(tmp_path)
+    assert main(["report", str(tmp_path)]) == 0
+    assert "summary.md" in capsys.readouterr().out
+    md = (tmp_path / "summary.md").read_text()
+    assert ("| 1 | crash at compile | torch.eager vs torch.compile | Cast, Max | 2026-11-22 05:32:16 | 10 → 2 | 4 | "
+            "[report](bugs/crash-torch_compile-283b2f136dea/report.md) |") in md
+    assert "| 2 | mismatch at run | torch.eager vs torch.compile | Add, Exp | 2026-11-22 05:40:00 | 6 | 1 |" in md
+    assert "| ignored (known bugs) | 3 |" in md and "| core.Add | 20 |" in md and "| 300 | 40 | 2 |" in md
+    assert "half-written" in md  # an unreadable folder is named, not fatal
+    page = (tmp_path / "summary.html").read_text()
+    assert page.count("<svg") == 3 and "<polyline" in page and "<rect" in page
+    lowered = page.lower()
+    assert "<script" not in lowered and "<link" not in lowered and "src=" not in lowered and "@import" not in lowered
+    assert lowered.count("http") == lowered.count('xmlns="http://www.w3.org/2000/svg"')  # namespaces only
+    assert 'href="bugs/crash-torch_compile-283b2f136dea/report.md"' in page
+
+
+def test_summary_of_an_empty_campaign(tmp_path):
+    (tmp_path / "campaign.json").write_text(json.dumps({"backends": ["a", "b"], "cases": 0, "valid": 0, "bugs": 0,
+                                                        "seconds": 0}))
+    md, page, c = write_summary(tmp_path)
+    assert "No bugs found." in md.read_text() and "no data" in page.read_text() and c.bugs == []
+
+
+@pytest.mark.parametrize("content,says", [
+    (None, "cannot read"),
+    ("{not json", "not valid JSON (line 1"),
+    ("[1, 2]", "expected a JSON object"),
+    ('{"backends": []}', "missing cases, valid, bugs, seconds"),
+])
+def test_a_missing_or_corrupt_campaign_json_is_one_line_and_exit_code_2(tmp_path, capsys, content, says):
+    from fuzzer.cli import main
+
+    if content is not None:
+        (tmp_path / "campaign.json").write_text(content)
+    with pytest.raises(SummaryError, match=re.escape(says)):
+        load_campaign(tmp_path)
+    assert main(["report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and says in err
