@@ -1,0 +1,352 @@
+"""The backends a Case runs on (DESIGN §6), by name, in one explicit registry.
+
+A backend name is a *family* and, for some families, an option after a colon:
+
+* ``torch.eager``; ``torch.compile`` (Inductor); ``torch.compile:NAME`` for any name in
+  ``torch._dynamo.list_backends(exclude_tags=())`` (``aot_eager``, ``eager``, ...);
+  ``torch.compile:pkg.module:function`` for a user's own torch.compile backend, a callable
+  ``(gm: torch.fx.GraphModule, example_inputs) -> callable`` imported by module path;
+  ``torch.jit`` (``torch.jit.trace``; ``torch.jit:freeze`` also freezes); ``torch.export``
+  (``torch.export.export(...).module()``);
+* ``tf.eager``, ``tf.function``, ``tf.xla`` (``tf.function(jit_compile=True)``).
+
+``onnxruntime`` (DESIGN §6) is left out: it needs an ONNX export path and an optional
+dependency; a family for it slots into ``FAMILIES`` without touching the rest.
+
+A backend turns the namespace of a materialized model (``rules.execute.load_module``:
+``Model``, ``CONSTS``, ``INPUTS``, ``to_numpy``) into a function of the input tensors:
+``prepare`` is the *compile* stage, calling the function the *run* stage. Compilers that
+compile lazily on the first call (torch.compile) report the stage they are in through a
+:class:`StageTracker`, so that a crash, abort or hang is attributed to the right stage.
+Frameworks are imported inside the functions, never at import of this module, and only
+the framework a backend needs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+
+from rules.spec import FRAMEWORKS
+
+Namespace = dict[str, Any]
+
+
+class BackendError(ValueError):
+    """A backend name that cannot be used; the message is one line, ready for a user."""
+
+
+class StageTracker:
+    """The stage a backend is in ("compile" or "run"); ``on_change`` hears every change
+    (the sandbox worker forwards it to its parent before the step begins)."""
+
+    def __init__(self, on_change: Callable[[str], None] | None = None) -> None:
+        self.current = ""
+        self.on_change = on_change
+
+    def set(self, stage: str) -> None:
+        if stage != self.current:
+            self.current = stage
+            if self.on_change is not None:
+                self.on_change(stage)
+
+
+Prepare = Callable[[Namespace, StageTracker], Callable[..., Any]]
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    framework: str  # "torch" | "tensorflow"
+    eager: bool  # runs the framework's ops one by one (a natural reference)
+    _prepare: Prepare
+    unsupported: tuple[str, ...] = ()  # regexes of messages that are documented limitations
+
+    def is_unsupported(self, message: str) -> bool:
+        """A crash the backend's documentation announces (XLA has no kernel for an op):
+        the backend declines the model; not a bug."""
+        return any(re.search(p, message) for p in self.unsupported)
+
+    def prepare(self, ns: Namespace, stage: StageTracker | None = None) -> Callable[..., Any]:
+        """Compile stage: build the model from ``ns`` and return a function of its inputs."""
+        return self._prepare(ns, stage or StageTracker())
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    framework: str
+    eager: bool
+    option: str  # "" when the family takes no option, else how to spell it (for messages)
+    make: Callable[[str], Prepare]  # option ("" for none) -> prepare
+    check: Callable[[str], None] = lambda option: None  # raises BackendError for a bad option
+    unsupported: tuple[str, ...] = ()  # see Backend.is_unsupported
+
+
+# ---- torch -------------------------------------------------------------------------------
+
+def _torch_model(ns: Namespace) -> Any:
+    model = ns["Model"](ns["CONSTS"]())
+    model.eval()
+    return model
+
+
+def _no_grad(fn: Callable[..., Any]) -> Callable[..., Any]:
+    def call(*xs: Any) -> Any:
+        import torch
+
+        with torch.no_grad():
+            return fn(*xs)
+
+    return call
+
+
+def _torch_eager(option: str) -> Prepare:
+    def prepare(ns: Namespace, stage: StageTracker) -> Callable[..., Any]:
+        return _no_grad(_torch_model(ns))
+
+    return prepare
+
+
+def dynamo_backend_names() -> list[str]:
+    import torch._dynamo
+
+    return sorted(torch._dynamo.list_backends(exclude_tags=()))
+
+
+def _import_callable(spec: str) -> Callable[..., Any]:
+    """``pkg.module:function`` -> the function; BackendError (one line) if impossible."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr or ":" in attr:
+        raise BackendError(f"torch.compile backend {spec!r}: expected the form pkg.module:function")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as e:  # noqa: BLE001 - any import failure is the user's to see
+        line = str(e).splitlines()[0] if str(e) else ""
+        raise BackendError(f"torch.compile backend {spec!r}: could not import module {module_name!r} "
+                           f"({type(e).__name__}: {line})") from None
+    fn = module
+    for part in attr.split("."):
+        if not hasattr(fn, part):
+            raise BackendError(f"torch.compile backend {spec!r}: could not import it: module {module_name!r} "
+                               f"has no attribute {attr!r}")
+        fn = getattr(fn, part)
+    if not callable(fn):
+        raise BackendError(f"torch.compile backend {spec!r}: {attr!r} is a {type(fn).__name__}, not a callable")
+    return fn  # type: ignore[return-value]
+
+
+def _check_compile_option(option: str) -> None:
+    if not option:
+        return
+    if ":" in option:
+        _import_callable(option)
+        return
+    names = dynamo_backend_names()
+    if option not in names:
+        raise BackendError(f"unknown torch.compile backend {option!r}; registered: {', '.join(names)}; "
+                           "or give your own as torch.compile:pkg.module:function")
+
+
+def _compiler(option: str) -> Callable[..., Any]:
+    if ":" in option:
+        return _import_callable(option)
+    from torch._dynamo.backends.registry import lookup_backend
+
+    return lookup_backend(option or "inductor")
+
+
+def _torch_compile(option: str) -> Prepare:
+    def prepare(ns: Namespace, stage: StageTracker) -> Callable[..., Any]:
+        import torch
+        import torch._dynamo
+
+        torch._dynamo.reset()  # no guard or cache of an earlier case may serve this one
+        inner = _compiler(option)
+
+        def tracked(gm: Any, example_inputs: Any) -> Any:
+            stage.set("compile")
+            compiled = inner(gm, example_inputs)
+            stage.set("run")
+            return compiled
+
+        compiled = torch.compile(_torch_model(ns), backend=tracked, dynamic=False, fullgraph=False)
+        first = [True]
+
+        def call(*xs: Any) -> Any:
+            if first[0]:  # Dynamo traces and the backend compiles on the first call
+                first[0] = False
+                stage.set("compile")
+            with torch.no_grad():
+                out = compiled(*xs)
+            stage.set("run")
+            return out
+
+        return call
+
+    return prepare
+
+
+def _check_jit_option(option: str) -> None:
+    if option not in ("", "freeze"):
+        raise BackendError(f"unknown torch.jit option {option!r}; known: torch.jit, torch.jit:freeze")
+
+
+def _torch_jit(option: str) -> Prepare:
+    def prepare(ns: Namespace, stage: StageTracker) -> Callable[..., Any]:
+        import warnings
+
+        import torch
+
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch.jit's deprecation and tracer warnings
+            inputs = tuple(ns["INPUTS"]())
+            traced = torch.jit.trace(_torch_model(ns), inputs, check_trace=False)
+            if option == "freeze":
+                traced = torch.jit.freeze(traced.eval())
+            traced(*inputs)  # the profiling run; the next call runs the optimized graph
+        return _no_grad(traced)
+
+    return prepare
+
+
+def _torch_export(option: str) -> Prepare:
+    def prepare(ns: Namespace, stage: StageTracker) -> Callable[..., Any]:
+        import torch
+
+        with torch.no_grad():
+            program = torch.export.export(_torch_model(ns), tuple(ns["INPUTS"]()))
+        return _no_grad(program.module())
+
+    return prepare
+
+
+# ---- tensorflow --------------------------------------------------------------------------
+
+def _tf_eager(option: str) -> Prepare:
+    def prepare(ns: Namespace, stage: StageTracker) -> Callable[..., Any]:
+        return ns["Model"](ns["CONSTS"]())
+
+    return prepare
+
+
+def _tf_function(jit_compile: bool) -> Callable[[str], Prepare]:
+    def make(option: str) -> Prepare:
+        def prepare(ns: Namespace, stage: StageTracker) -> Callable[..., Any]:
+            import tensorflow as tf
+
+            model = ns["Model"](ns["CONSTS"]())
+            fn = tf.function(model.__call__, jit_compile=jit_compile, autograph=False)
+            inputs = ns["INPUTS"]()
+            fn.get_concrete_function(*inputs)  # trace
+            if jit_compile:
+                fn.experimental_get_compiler_ir(*inputs)(stage="optimized_hlo")  # XLA's HLO passes
+            return fn
+
+        return prepare
+
+    return make
+
+
+# XLA compiles only ops with an XLA kernel for the dtype at hand; TensorFlow documents the
+# gaps (tf.math.cumprod of integers, ...). Such a model is declined, not miscompiled.
+XLA_UNSUPPORTED = (r"Detected unsupported operations when trying to compile", r"No registered '\w+' OpKernel for XLA")
+
+
+# ---- the registry ------------------------------------------------------------------------
+
+def _build(families: Iterable[Family]) -> dict[str, Family]:
+    """Check the families when the registry is built: unique names, a known framework,
+    names prefixed by their framework."""
+    prefix = {"torch": "torch.", "tensorflow": "tf."}
+    out: dict[str, Family] = {}
+    for f in families:
+        if f.name in out:
+            raise ValueError(f"duplicate backend family {f.name!r}")
+        if f.framework not in FRAMEWORKS:
+            raise ValueError(f"backend family {f.name!r}: unknown framework {f.framework!r}")
+        if not f.name.startswith(prefix[f.framework]) or ":" in f.name:
+            raise ValueError(f"backend family {f.name!r} must start with {prefix[f.framework]!r} and contain no ':'")
+        if not callable(f.make) or not callable(f.check):
+            raise ValueError(f"backend family {f.name!r}: make and check must be callables")
+        out[f.name] = f
+    return out
+
+
+FAMILIES: dict[str, Family] = _build([
+    Family("torch.eager", "torch", True, "", _torch_eager),
+    Family("torch.compile", "torch", False, "<name> (aot_eager, eager, inductor, ...), torch.compile:pkg.module:function",
+           _torch_compile, _check_compile_option),
+    Family("torch.jit", "torch", False, "freeze", _torch_jit, _check_jit_option),
+    Family("torch.export", "torch", False, "", _torch_export),
+    Family("tf.eager", "tensorflow", True, "", _tf_eager),
+    Family("tf.function", "tensorflow", False, "", _tf_function(False)),
+    Family("tf.xla", "tensorflow", False, "", _tf_function(True), unsupported=XLA_UNSUPPORTED),
+])
+
+INSTALL = {"torch": ("PyTorch", "pip install torch==2.13.0"),
+           "tensorflow": ("TensorFlow", "pip install 'dlfuzz[tensorflow]' (tensorflow-cpu)")}
+
+
+def known_names() -> str:
+    parts = []
+    for f in FAMILIES.values():
+        parts.append(f.name)
+        if f.option:
+            parts.append(f"{f.name}:{f.option}")
+    return ", ".join(parts)
+
+
+def resolve(name: str) -> Backend:
+    """The backend called ``name``; BackendError (one line) when there is none.
+
+    Checks the name, that the framework is installed, and for ``torch.compile:...`` that
+    the Dynamo backend exists or the user's module imports. Compiles nothing.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise BackendError(f"empty backend name; known: {known_names()}")
+    name = name.strip()
+    family_name, _, option = name.partition(":")
+    family = FAMILIES.get(family_name)
+    if family is None:
+        raise BackendError(f"unknown backend {name!r}; known: {known_names()}")
+    if option and not family.option:
+        raise BackendError(f"backend {family_name!r} takes no option (got {name!r}); known: {known_names()}")
+    if importlib.util.find_spec(family.framework) is None:
+        what, how = INSTALL[family.framework]
+        raise BackendError(f"backend {name!r} needs {what}, which is not installed; install it with: {how}")
+    family.check(option)
+    return Backend(name, family.framework, family.eager, family.make(option), family.unsupported)
+
+
+def validate_backends(names: list[str]) -> list[Backend]:
+    """Check a ``--backends`` list before any work starts: at least two (the first is the
+    reference), no repeats, every name resolvable. Raises BackendError (one line)."""
+    names = [n.strip() for n in names if n.strip()]
+    if len(names) < 2:
+        raise BackendError(f"need at least two backends, a reference and one to test (got {', '.join(names) or 'none'}); "
+                           f"known: {known_names()}")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise BackendError(f"backend {repeated[0]!r} is listed twice")
+    return [resolve(n) for n in names]
+
+
+def frameworks_of(names: Iterable[str]) -> list[str]:
+    """The frameworks the backends need, in the order first named (imports nothing)."""
+    out: list[str] = []
+    for n in names:
+        family = FAMILIES.get(n.strip().partition(":")[0])
+        if family is None:
+            raise BackendError(f"unknown backend {n!r}; known: {known_names()}")
+        if family.framework not in out:
+            out.append(family.framework)
+    return out
+
+
+def eager_backend(framework: str) -> Backend:
+    """The framework's eager backend (the float64 recomputation runs on it)."""
+    return resolve("torch.eager" if framework == "torch" else "tf.eager")

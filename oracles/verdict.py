@@ -1,0 +1,168 @@
+"""What a check says (DESIGN §1): one Verdict per backend, gathered in a CheckResult.
+
+A Verdict records what one backend did with one Case: ``ok``, ``crash`` (an exception),
+``abort`` (the process died by a signal), ``timeout`` or ``mismatch`` (outputs that differ
+from the reference beyond what the comparison policy accepts), the stage it happened in
+(``compile``: building the backend's callable; ``run``: calling it), a normalized message
+and, for mismatches, which output and how far off.
+
+Messages are normalized so that two occurrences of one bug read alike: the exception type
+and the first meaningful line of its message, with addresses and object ids masked.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+STATUSES = ("ok", "crash", "abort", "timeout", "mismatch")
+STAGES = ("compile", "run", "")
+
+MAX_MESSAGE = 300
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]{4,}")
+_OBJECT_ID = re.compile(r"\b(at|id=?)\s*\d{6,}\b")
+_NUMBERED_NAME = re.compile(r"(?<=[A-Za-z_])_\d{3,}\b")  # __inference___call___5370
+_SPACES = re.compile(r"\s+")
+
+
+def normalize_text(text: str) -> str:
+    """One line: addresses (``0x7f3a...``) masked, whitespace collapsed, length capped."""
+    text = _ADDRESS.sub("0x?", text)
+    text = _OBJECT_ID.sub(r"\1 ?", text)
+    text = _NUMBERED_NAME.sub("_?", text)
+    text = _SPACES.sub(" ", text).strip()
+    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 3] + "..."
+
+
+def _unwrap(exc: BaseException) -> BaseException:
+    """The exception a framework wrapper hides: torch.compile reports a backend's own
+    exception as ``BackendCompilerFailed: backend='x' raised: ...``; the inner one is what
+    identifies the bug."""
+    seen = 0
+    while seen < 5:
+        inner = getattr(exc, "inner_exception", None)
+        if not isinstance(inner, BaseException):
+            break
+        exc = inner
+        seen += 1
+    return exc
+
+
+def _first_line(message: str) -> str:
+    for line in message.splitlines():
+        line = line.strip()
+        # wrappers' headers ("backend='x' raised:") carry nothing the type does not
+        if line and not (line.endswith("raised:") and line.startswith("backend=")):
+            return line
+    return ""
+
+
+_COMPILER_ERROR = re.compile(r"^\S+:\d+:\d+: error: (.*)$", re.MULTILINE)  # file.cpp:66:69: error: ...
+
+
+def exception_message(exc: BaseException) -> str:
+    """``Type: first line`` of the (unwrapped) exception, normalized. A C++ compiler's
+    failure (Inductor's ``CppCompileError: C++ compile error``) also gets its first
+    ``error:`` line, which is what tells two such bugs apart."""
+    exc = _unwrap(exc)
+    text = str(exc)
+    line = _first_line(text)
+    compiler = _COMPILER_ERROR.search(text)
+    if compiler:
+        line = f"{line}: {compiler.group(1)}" if line else compiler.group(1)
+    name = type(exc).__name__
+    return normalize_text(f"{name}: {line}" if line else name)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    backend: str
+    status: str  # one of STATUSES
+    stage: str = ""  # one of STAGES; "" for ok
+    message: str = ""
+    output: int | None = None  # index of the mismatching output
+    max_abs: float | None = None
+    max_rel: float | None = None
+    dtype: str = ""  # dtype of the mismatching output
+    seconds: float = 0.0
+    # a crash the backend documents as a limitation (XLA has no kernel for an op): the
+    # backend declined the model; kept for the record, never counted as a bug
+    unsupported: bool = False
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"verdict status must be one of {', '.join(STATUSES)}, not {self.status!r}")
+        if self.stage not in STAGES:
+            raise ValueError(f"verdict stage must be one of compile, run or '', not {self.stage!r}")
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Verdict":
+        return cls(
+            backend=str(data["backend"]), status=str(data["status"]), stage=str(data.get("stage", "")),
+            message=str(data.get("message", "")),
+            output=None if data.get("output") is None else int(data["output"]),
+            max_abs=None if data.get("max_abs") is None else float(data["max_abs"]),
+            max_rel=None if data.get("max_rel") is None else float(data["max_rel"]),
+            dtype=str(data.get("dtype", "")), seconds=float(data.get("seconds", 0.0)),
+            unsupported=bool(data.get("unsupported", False)),
+        )
+
+    def summary(self) -> str:
+        """One line for logs and reports."""
+        where = f" at {self.stage}" if self.stage else ""
+        status = f"{self.status} (unsupported)" if self.unsupported else self.status
+        return f"{self.backend}: {status}{where}" + (f": {self.message}" if self.message else "")
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The verdicts of every backend on one Case.
+
+    ``valid`` is False when the reference could not produce clean outputs (it raised, died,
+    or gave NaN/Inf) or the case cannot run on the requested backends at all; such a case
+    says nothing about the other backends and has no bugs. The reference's own verdict is
+    the first of ``verdicts``.
+    """
+
+    valid: bool
+    invalid_reason: str = ""
+    verdicts: tuple[Verdict, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "verdicts", tuple(self.verdicts))
+
+    @property
+    def bugs(self) -> list[Verdict]:
+        """Verdicts that are not ``ok`` (nor a documented limitation), on a valid case."""
+        if not self.valid:
+            return []
+        return [v for v in self.verdicts if v.status != "ok" and not v.unsupported]
+
+    def verdict(self, backend: str) -> Verdict | None:
+        for v in self.verdicts:
+            if v.backend == backend:
+                return v
+        return None
+
+    def to_json(self) -> dict:
+        return {"valid": self.valid, "invalid_reason": self.invalid_reason,
+                "verdicts": [v.to_json() for v in self.verdicts]}
+
+    @classmethod
+    def from_json(cls, data: Any) -> "CheckResult":
+        return cls(bool(data["valid"]), str(data.get("invalid_reason", "")),
+                   tuple(Verdict.from_json(v) for v in data.get("verdicts", [])))
+
+    def summary(self) -> str:
+        if not self.valid:
+            return f"invalid: {self.invalid_reason}"
+        bugs = self.bugs
+        return "ok" if not bugs else "; ".join(v.summary() for v in bugs)
