@@ -132,3 +132,32 @@ class Generator:
     def _leaf(g: Graph, spec: OpSpec, position: int, inst: Instance) -> Value:
         kind = "const" if position in spec.weight_inputs else "input"
         return g.add_leaf(inst.in_types[position], kind)
+
+
+class _CommonDtypes:
+    """An OpSpec seen through the dtypes that every one of ``frameworks`` accepts."""
+
+    def __init__(self, spec: OpSpec, frameworks: Sequence[str]) -> None:
+        self._spec = spec
+        self._frameworks = tuple(frameworks)
+
+    def __getattr__(self, name: str):
+        return getattr(self._spec, name)
+
+    def dtype_options(self, framework: str) -> list[tuple[str, ...]]:
+        common = set(self._spec.dtype_options(self._frameworks[0]))
+        for fw in self._frameworks[1:]:
+            common &= set(self._spec.dtype_options(fw))
+        return [d for d in self._spec.dtype_options(framework) if d in common]
+
+
+def common_dtype_specs(specs: Sequence[OpSpec], frameworks: Sequence[str]) -> list[OpSpec]:
+    """The specs that exist in all ``frameworks``, restricted to the dtypes all of them
+    accept: what a cross-framework campaign (torch vs tensorflow) may generate."""
+    out: list[OpSpec] = []
+    for s in specs:
+        if all(fw in s.frameworks for fw in frameworks):
+            wrapped = _CommonDtypes(s, frameworks)
+            if wrapped.dtype_options(frameworks[0]):
+                out.append(wrapped)  # type: ignore[arg-type]
+    return out

@@ -84,3 +84,14 @@ def test_every_saved_program_runs_in_a_fresh_interpreter(tmp_path, framework):
         out = subprocess.run([sys.executable, "program.py"], cwd=folder, capture_output=True, text=True, timeout=120)
         assert out.returncode == 0, f"{folder.name}: {out.stderr[-500:]}"
         assert "checksum=" in out.stdout
+
+
+def test_cross_framework_specs_keep_to_common_dtypes():
+    from fuzzer.generate import common_dtype_specs
+
+    both = common_dtype_specs(list(SPECS.values()), ("torch", "tensorflow"))
+    amax = next(s for s in both if s.id == "core.Amax")
+    assert ("bool",) in SPECS["core.Amax"].dtype_options("torch")  # torch reduces bools, tensorflow does not
+    assert ("bool",) not in amax.dtype_options("torch")
+    for s in both:
+        assert set(s.dtype_options("torch")) <= set(SPECS[s.id].dtype_options("tensorflow"))
