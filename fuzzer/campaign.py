@@ -31,6 +31,7 @@ from fuzzer.models import make_model
 from reports.bugs import BugStore, signature_of
 from reports.known import KnownIssues
 from reports.localize import culprit_from_probe, probe_case
+from rules.inferred import operator_specs
 from rules.specs import SPECS
 
 STATE_VERSION = 1
@@ -107,6 +108,7 @@ class CampaignConfig:
     batch: int = 1  # cases merged into one compiled model (see corpus/batch.py)
     reduce_s: float = 60.0  # reduction budget per new bug (0: no reduction), see _reduce_bugs
     ignore: KnownIssues | None = None  # known bugs: counted in ``ignored``, no folder
+    ops: tuple[str, ...] = ("spec",)  # operator kinds the generator draws from (rules.inferred.OP_KINDS)
 
 
 def default_batch(backends: list[str]) -> int:
@@ -150,9 +152,10 @@ def run_campaign(cfg: CampaignConfig, progress: Callable[[CampaignState], None] 
 
     framework, both = campaign_framework(cfg.backends)
     state = _open_state(cfg)
-    specs = [s for s in SPECS.values() if (not both or len(s.frameworks) == 2)]
+    specs = [s for s in operator_specs(framework, cfg.ops) if (not both or len(s.frameworks) == 2)]
+    spec_map = {**SPECS, **{s.id: s for s in specs}}  # inferred specs join the registry for this campaign
     generator = Generator(framework, specs, GenConfig(max_nodes=cfg.max_nodes))
-    store = BugStore(cfg.out, SPECS, cfg.backends[0], cfg.timeout_s)
+    store = BugStore(cfg.out, spec_map, cfg.backends[0], cfg.timeout_s)
     state_path = cfg.out / "campaign.json"
     start = time.monotonic()
     base_seconds = state.seconds
@@ -176,7 +179,7 @@ def run_campaign(cfg: CampaignConfig, progress: Callable[[CampaignState], None] 
             index = state.next_index
             state.next_index += 1
             generated += 1
-            model = make_model(generator, SPECS, cfg.seed, index)
+            model = make_model(generator, spec_map, cfg.seed, index)
             if model.valid:
                 members.append(model.case)
                 indices.append(index)
@@ -216,7 +219,8 @@ def run_campaign(cfg: CampaignConfig, progress: Callable[[CampaignState], None] 
             state.bugs_by_kind[verdict.status] = state.bugs_by_kind.get(verdict.status, 0) + 1
 
     save()
-    with Sandbox(cfg.backends, timeout_s=cfg.timeout_s * max(1, cfg.batch // 2), workers=cfg.workers) as sandbox:
+    with Sandbox(cfg.backends, timeout_s=cfg.timeout_s * max(1, cfg.batch // 2), workers=cfg.workers,
+                 specs=spec_map if "inferred" in cfg.ops else None) as sandbox:
         for case, result in sandbox.check_many(work()):
             job = jobs.pop(id(case))
             if job.kind == "batch":

@@ -72,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="save each valid model as OUT/<index>/{case.json,program.py}")
     p.add_argument("--json", action="store_true",
                    help='print one line {"generated", "valid", "distinct_ops", "seconds"}')
+    p.add_argument("--ops", default="spec", help="operator kinds to draw from: a comma list of spec, inferred (default spec)")
     p = sub.add_parser("fuzz", help="run a differential fuzzing campaign")
     p.add_argument("--backends", required=True,
                    help="comma-separated backends, the first is the reference (e.g. torch.eager,torch.compile)")
@@ -85,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=positive_int,
                    help="cases compiled together as one model (default: 8 for Inductor and XLA, else 1)")
     p.add_argument("--json", action="store_true", help="print campaign.json's figures as one line at the end")
+    p.add_argument("--ops", default="spec", help="operator kinds to draw from: a comma list of spec, inferred (default spec)")
     p.add_argument("--ignore", metavar="FILE",
                    help="known bugs: a file of signature digests or regular expressions, one per line (# comments); "
                         "matching bugs are counted in campaign.json as 'ignored', not written")
@@ -110,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     from fuzzer.commands_collect import add_parsers as add_collect_parsers  # stdlib-only module
 
     add_collect_parsers(sub)
+    from fuzzer.commands_rules import add_parsers as add_rules_parsers  # stdlib-only module
+
+    add_rules_parsers(sub)
     return parser
 
 
@@ -137,6 +142,10 @@ def main(argv: list[str] | None = None) -> int:
             from fuzzer import commands_collect
 
             return commands_collect.run(args)
+        if args.command in ("infer", "rules"):
+            from fuzzer import commands_rules
+
+            return commands_rules.run(args)
     except UsageError as e:
         print(f"dlfuzz {args.command}: error: {e}", file=sys.stderr)
         return 2

@@ -20,18 +20,49 @@ def ready_framework(framework: str) -> None:
         raise UsageError(str(e)) from None
 
 
+def op_kinds(ops: str) -> tuple[str, ...]:
+    """``--ops`` text -> operator kinds; UsageError (one line) on an unknown kind."""
+    from rules.inferred import parse_op_kinds
+
+    try:
+        return parse_op_kinds(ops)
+    except ValueError as e:
+        raise UsageError(f"--ops: {e}") from None
+
+
+def op_specs(framework: str, ops: str) -> list:
+    """The specs of the ``--ops`` kinds (``spec,inferred``) for one framework; UsageError on bad input."""
+    from rules.inferred import operator_specs, parse_op_kinds
+    from rules.store import RuleStoreError
+
+    try:
+        specs = operator_specs(framework, parse_op_kinds(ops))
+    except (ValueError, RuleStoreError) as e:
+        raise UsageError(f"--ops: {e}") from None
+    if not specs:
+        raise UsageError(f"no {framework} operators of kinds {ops!r}; see 'dlfuzz ops --framework {framework}'")
+    return specs
+
+
 def cmd_ops(args: argparse.Namespace) -> int:
+    from rules.inferred import inferred_specs
     from rules.specs import SPECS
+    from rules.store import RuleStoreError
 
     frameworks = [args.framework] if args.framework else ["torch", "tensorflow"]
-    table = {fw: {"spec": sorted(s.id for s in SPECS.values() if fw in s.frameworks), "inferred": [], "concrete": []}
-             for fw in frameworks}
+    try:
+        inferred = {fw: sorted(s.id for s in inferred_specs(fw)) for fw in frameworks}
+    except RuleStoreError as e:
+        raise UsageError(str(e)) from None
+    table = {fw: {"spec": sorted(s.id for s in SPECS.values() if fw in s.frameworks), "inferred": inferred[fw],
+                  "concrete": []} for fw in frameworks}
     if args.json:
         print(json.dumps({fw: {kind: {"count": len(ids), "ids": ids} for kind, ids in kinds.items()}
                           for fw, kinds in table.items()}))
         return 0
     for fw, kinds in table.items():
-        print(f"{fw}: " + ", ".join(f"{len(ids)} {kind}" for kind, ids in kinds.items()))
+        apis = len({i.split("#")[0] for i in kinds["inferred"]})
+        print(f"{fw}: " + ", ".join(f"{len(ids)} {kind}" for kind, ids in kinds.items()) + f" ({apis} APIs inferred)")
         for kind, ids in kinds.items():
             for sid in ids:
                 print(f"  {kind:9s} {sid}")
@@ -43,9 +74,10 @@ def cmd_gen(args: argparse.Namespace) -> int:
     ready_framework(args.framework)
     from fuzzer.generate import GenConfig, Generator
     from fuzzer.models import make_model, save_model
-    from rules.specs import SPECS
 
-    generator = Generator(args.framework, list(SPECS.values()), GenConfig(max_nodes=args.max_nodes))
+    specs = op_specs(args.framework, args.ops)
+    SPECS = {s.id: s for s in specs}  # noqa: N806
+    generator = Generator(args.framework, specs, GenConfig(max_nodes=args.max_nodes))
     start = time.perf_counter()
     valid = discarded = 0
     ops: set[str] = set()
@@ -63,7 +95,7 @@ def cmd_gen(args: argparse.Namespace) -> int:
     if not args.json:
         print(file=sys.stderr)
     summary = {"generated": args.count, "valid": valid, "distinct_ops": len(ops), "seconds": round(seconds, 3),
-               "discarded_draws": discarded}
+               "discarded_draws": discarded, "distinct_apis": len({op.split("#")[0] for op in ops})}
     if args.json:
         print(json.dumps(summary))
     else:

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from fuzzer.cli import UsageError, writable_dir
-from fuzzer.commands import ready_framework
+from fuzzer.commands import op_kinds as op_specs_kinds, ready_framework
 
 
 def _backends(text: str) -> list[str]:
@@ -53,7 +53,8 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
         ready_framework(fw)
     cfg = CampaignConfig(backends, out, seconds, seed=args.seed, workers=args.workers, max_nodes=args.max_nodes,
                          timeout_s=args.timeout, max_cases=args.max_cases,
-                         batch=args.batch or default_batch(backends), reduce_s=args.reduce_time, ignore=ignore)
+                         batch=args.batch or default_batch(backends), reduce_s=args.reduce_time, ignore=ignore,
+                         ops=tuple(op_specs_kinds(args.ops)))
     try:
         state = run_campaign(cfg, None if args.json else print_progress)
     except CampaignError as e:
