@@ -26,7 +26,7 @@ from typing import Callable, Iterator
 
 from corpus.batch import merge_cases
 from corpus.case import Case, write_atomic
-from fuzzer.generate import GenConfig, Generator
+from fuzzer.generate import GenConfig, Generator, common_dtype_specs
 from fuzzer.models import make_model
 from reports.bugs import BugStore, signature_of
 from reports.known import KnownIssues
@@ -108,7 +108,7 @@ class CampaignConfig:
     batch: int = 1  # cases merged into one compiled model (see corpus/batch.py)
     reduce_s: float = 60.0  # reduction budget per new bug (0: no reduction), see _reduce_bugs
     ignore: KnownIssues | None = None  # known bugs: counted in ``ignored``, no folder
-    ops: tuple[str, ...] = ("spec",)  # operator kinds the generator draws from (rules.inferred.OP_KINDS)
+    ops: tuple[str, ...] = ("spec", "inferred", "concrete")  # operator kinds the generator draws from (rules.inferred.OP_KINDS)
 
 
 def default_batch(backends: list[str]) -> int:
@@ -152,7 +152,9 @@ def run_campaign(cfg: CampaignConfig, progress: Callable[[CampaignState], None] 
 
     framework, both = campaign_framework(cfg.backends)
     state = _open_state(cfg)
-    specs = [s for s in operator_specs(framework, cfg.ops) if (not both or len(s.frameworks) == 2)]
+    specs = operator_specs(framework, cfg.ops)
+    if both:  # torch vs tensorflow: operators of both, at the dtypes both accept
+        specs = common_dtype_specs(specs, ("torch", "tensorflow"))
     spec_map = {**SPECS, **{s.id: s for s in specs}}  # inferred specs join the registry for this campaign
     generator = Generator(framework, specs, GenConfig(max_nodes=cfg.max_nodes))
     store = BugStore(cfg.out, spec_map, cfg.backends[0], cfg.timeout_s)
@@ -220,7 +222,7 @@ def run_campaign(cfg: CampaignConfig, progress: Callable[[CampaignState], None] 
 
     save()
     with Sandbox(cfg.backends, timeout_s=cfg.timeout_s * max(1, cfg.batch // 2), workers=cfg.workers,
-                 specs=spec_map if "inferred" in cfg.ops else None) as sandbox:
+                 specs=spec_map if set(cfg.ops) - {"spec"} else None) as sandbox:
         for case, result in sandbox.check_many(work()):
             job = jobs.pop(id(case))
             if job.kind == "batch":

@@ -72,7 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="save each valid model as OUT/<index>/{case.json,program.py}")
     p.add_argument("--json", action="store_true",
                    help='print one line {"generated", "valid", "distinct_ops", "seconds"}')
-    p.add_argument("--ops", default="spec", help="operator kinds to draw from: a comma list of spec, inferred (default spec)")
+    p.add_argument("--ops", default="spec,inferred,concrete",
+                   help="operator kinds to draw from: a comma list of spec (hand-written), inferred (from rules), "
+                        "concrete (replayed records); default all three")
     p = sub.add_parser("fuzz", help="run a differential fuzzing campaign")
     p.add_argument("--backends", required=True,
                    help="comma-separated backends, the first is the reference (e.g. torch.eager,torch.compile)")
@@ -86,7 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=positive_int,
                    help="cases compiled together as one model (default: 8 for Inductor and XLA, else 1)")
     p.add_argument("--json", action="store_true", help="print campaign.json's figures as one line at the end")
-    p.add_argument("--ops", default="spec", help="operator kinds to draw from: a comma list of spec, inferred (default spec)")
+    p.add_argument("--ops", default="spec,inferred,concrete",
+                   help="operator kinds to draw from: a comma list of spec (hand-written), inferred (from rules), "
+                        "concrete (replayed records); default all three")
     p.add_argument("--ignore", metavar="FILE",
                    help="known bugs: a file of signature digests or regular expressions, one per line (# comments); "
                         "matching bugs are counted in campaign.json as 'ignored', not written")

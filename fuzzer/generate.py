@@ -22,6 +22,7 @@ from typing import Sequence
 
 from corpus.graph import Graph, Value
 from corpus.tensor_type import TensorType
+from fuzzer.draw import OperatorDraw
 from rules.solve import DIM_HINTS, Bounds, Instance, instantiate
 from rules.spec import OpSpec
 
@@ -33,6 +34,13 @@ DTYPE_WEIGHTS = {
 }
 
 
+# A draw whose operator fits no value of the graph costs no solving; with thousands of
+# single-signature inferred operators most draws are such misses, so they are budgeted
+# apart from real attempts.
+MISSES_PER_ATTEMPT = 20
+DEFAULT_KIND_WEIGHTS = {"spec": 0.3, "inferred": 0.4, "concrete": 0.3}
+
+
 @dataclass
 class GenConfig:
     max_nodes: int = 10
@@ -40,6 +48,10 @@ class GenConfig:
     forward_prob: float = 0.7
     fresh_input_prob: float = 0.15  # a forward step may take a fresh leaf for an input
     attempts_per_node: int = 12
+    # How often each kind of operator is drawn (DESIGN §5; see ``fuzzer.draw``).
+    kind_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_KIND_WEIGHTS))
+    # Run each instance of a ``needs_trial`` spec once before it enters the graph.
+    trial_runs: bool = True
 
 
 def random_leaf_type(rng: random.Random, bounds: Bounds, dtype: str | None = None) -> TensorType:
@@ -55,6 +67,10 @@ def random_leaf_type(rng: random.Random, bounds: Bounds, dtype: str | None = Non
     return TensorType(tuple(shape), dtype)
 
 
+class GenerationError(RuntimeError):
+    """The operator set and bounds admit no model; the message says which knob to turn."""
+
+
 class Generator:
     def __init__(self, framework: str, specs: Sequence[OpSpec], config: GenConfig = GenConfig()) -> None:
         self.framework = framework
@@ -62,6 +78,7 @@ class Generator:
         if not self.specs:
             raise ValueError(f"no operator specs for framework {framework!r}")
         self.config = config
+        self.draw = OperatorDraw(framework, self.specs, config.kind_weights, config.bounds.max_rank)
 
     def generate(self, rng: random.Random) -> Graph:
         """A graph with up to ``max_nodes`` operator nodes (at least one)."""
@@ -69,64 +86,112 @@ class Generator:
         g = Graph()
         g.add_leaf(random_leaf_type(rng, cfg.bounds))
         ops = 0
-        for _ in range(cfg.max_nodes * cfg.attempts_per_node):
-            if ops >= cfg.max_nodes:
-                break
-            spec = rng.choice(self.specs)
+        budget = cfg.max_nodes * cfg.attempts_per_node
+        attempts = misses = 0
+        restarted = False
+        while ops < cfg.max_nodes and attempts < budget and misses < budget * MISSES_PER_ATTEMPT:
+            if ops == 0 and not restarted and attempts + misses >= cfg.attempts_per_node:
+                # Nothing fits the first leaf (a rank-5 int16, say): start over from an
+                # operator on fresh leaves, whose outputs the others can then consume.
+                restarted = True
+                g = Graph()
+                for _ in range(budget):
+                    if self._forward(g, self.draw.any(rng), rng, fresh=True):
+                        ops = 1
+                        break
+                else:
+                    raise GenerationError(f"no operator could be instantiated in {budget} tries; the bounds "
+                                          f"{cfg.bounds} may be too tight for the operator set")
+                continue
             if rng.random() < cfg.forward_prob:
-                ok = self._forward(g, spec, rng)
+                types = {(t.rank, t.dtype) for t in map(g.type_of, g.values())}
+                ok = self._forward(g, self.draw.consuming(rng, types), rng)
             else:
-                ok = self._backward(g, spec, rng)
-            ops += ok
-        if ops == 0:
-            # Pathological draw: guarantee one op by retrying forward on fresh leaves.
-            while not self._forward(g, rng.choice(self.specs), rng):
-                pass
+                leaves = g.leaves("input")
+                leaf = rng.choice(leaves) if leaves else None
+                ok = None if leaf is None else \
+                    self._backward(g, self.draw.producing_dtype(rng, g.node(leaf).types[0].dtype), leaf, rng)
+            if ok is None:
+                misses += 1  # nothing in the graph fits: cheap, and no real attempt
+            else:
+                attempts += 1
+                ops += ok
         g.outputs = g.unused_values()
         return g
 
     # -- insertion ----------------------------------------------------------------------
-    def _forward(self, g: Graph, spec: OpSpec, rng: random.Random) -> bool:
+    def _forward(self, g: Graph, spec: OpSpec, rng: random.Random, fresh: bool = False) -> bool | None:
+        """Insert ``spec`` consuming existing values; with ``fresh`` (or for a replay that
+        fits nothing in the graph), on fresh leaves only. None: no value fits (a miss)."""
         by_type: dict[tuple[int, str], list[Value]] = {}
-        for v in g.values():
-            t = g.type_of(v)
-            by_type.setdefault((t.rank, t.dtype), []).append(v)
+        if not fresh:
+            for v in g.values():
+                t = g.type_of(v)
+                by_type.setdefault((t.rank, t.dtype), []).append(v)
         data_positions = [i for i in range(spec.n_inputs) if i not in spec.weight_inputs]
-        combos = [(r, d) for r in spec.rank_options() if max(r, default=0) <= self.config.bounds.max_rank
-                  for d in spec.dtype_options(self.framework)
-                  if any((r[i], d[i]) in by_type for i in data_positions)]
-        if not combos:
-            return False
-        ranks, dtypes = rng.choice(combos)
+        all_combos = [(r, d) for r in spec.rank_options() if max(r, default=0) <= self.config.bounds.max_rank
+                      for d in spec.dtype_options(self.framework)]
+        combos = [(r, d) for r, d in all_combos if any((r[i], d[i]) in by_type for i in data_positions)]
         chosen: list[Value | None] = [None] * spec.n_inputs
-        connected = [i for i in data_positions if (ranks[i], dtypes[i]) in by_type]
-        anchor = rng.choice(connected)
-        for i in data_positions:
-            options = by_type.get((ranks[i], dtypes[i]))
-            if options and (i == anchor or rng.random() >= self.config.fresh_input_prob):
-                chosen[i] = rng.choice(options)
+        if combos:
+            ranks, dtypes = rng.choice(combos)
+            connected = [i for i in data_positions if (ranks[i], dtypes[i]) in by_type]
+            anchor = rng.choice(connected)
+            for i in data_positions:
+                options = by_type.get((ranks[i], dtypes[i]))
+                if options and (i == anchor or rng.random() >= self.config.fresh_input_prob):
+                    chosen[i] = rng.choice(options)
+        elif all_combos and (fresh or spec.fresh_inputs_ok):
+            ranks, dtypes = rng.choice(all_combos)
+        else:
+            return None
         inst = instantiate(spec, self.framework, rng, self.config.bounds,
                            inputs=[g.type_of(v) if v is not None else None for v in chosen],
                            ranks=ranks, dtypes=dtypes)
-        if inst is None:
+        if inst is None and any(v is not None for v in chosen) and spec.fresh_inputs_ok:
+            # A replay needs its recorded shapes: an existing tensor of the right rank
+            # and dtype but another shape cannot feed it; fresh leaves can.
+            chosen = [None] * spec.n_inputs
+            inst = instantiate(spec, self.framework, rng, self.config.bounds, inputs=chosen, ranks=ranks, dtypes=dtypes)
+        if inst is None or not self._trial(spec, inst, rng):
             return False
         args = [v if v is not None else self._leaf(g, spec, i, inst) for i, v in enumerate(chosen)]
         g.add_op(spec.id, inst.attrs, args, inst.out_types)
         return True
 
-    def _backward(self, g: Graph, spec: OpSpec, rng: random.Random) -> bool:
-        leaves = g.leaves("input")
-        if not leaves:
-            return False
-        leaf = rng.choice(leaves)
-        inst = instantiate(spec, self.framework, rng, self.config.bounds, target=g.node(leaf).types[0])
+    def _backward(self, g: Graph, spec: OpSpec, leaf: int, rng: random.Random) -> bool | None:
+        target = g.node(leaf).types[0]
+        if not self._may_produce(spec, target):
+            return None
+        inst = instantiate(spec, self.framework, rng, self.config.bounds, target=target)
         if inst is None or len(inst.out_types) != 1:
             # Multi-output ops would leave their other outputs dangling before the leaf;
             # they enter the graph forward only.
             return False
+        if not self._trial(spec, inst, rng):
+            return False
         args = [self._leaf(g, spec, i, inst) for i in range(spec.n_inputs)]
         g.produce_leaf_by_op(leaf, spec.id, inst.attrs, args)
         return True
+
+    def _may_produce(self, spec: OpSpec, target: TensorType) -> bool:
+        """A cheap necessary condition for backward insertion: some dtype combination of
+        ``spec`` yields ``target``'s dtype (only replays know their output rank too)."""
+        if spec.fresh_inputs_ok:
+            outs = getattr(spec, "out_shapes", None)
+            return outs is not None and len(outs) == 1 and tuple(outs[0]) == tuple(target.shape) \
+                and spec.out_dtypes[0] == target.dtype
+        table = getattr(spec, "table", None)
+        if table is None:
+            return True
+        return any(len(outs) == 1 and outs[0] == target.dtype for outs in table.values())
+
+    def _trial(self, spec: OpSpec, inst: Instance, rng: random.Random) -> bool:
+        if not (spec.needs_trial and self.config.trial_runs):
+            return True
+        from rules.trial import trial_run
+
+        return trial_run(spec, self.framework, inst.in_types, inst.attrs, inst.out_types, rng.randrange(2**31))
 
     @staticmethod
     def _leaf(g: Graph, spec: OpSpec, position: int, inst: Instance) -> Value:

@@ -27,7 +27,7 @@ from rules.infer.expr import parse_expr, parse_pred, pred_to_z3, side_conditions
 from rules.spec import OpSpec, SymTensor
 
 OP_KINDS = ("spec", "inferred", "concrete")
-AVAILABLE_KINDS = ("spec", "inferred")
+AVAILABLE_KINDS = OP_KINDS
 MIN_PRECISION = 0.9
 TORCH_PROPERTIES = frozenset({"T", "mT", "H", "mH", "real", "imag"})
 
@@ -69,8 +69,9 @@ def _template_ok(node: Any, framework: str) -> str | None:
     return None
 
 
-def usable(rule: dict, framework: str, min_precision: float = MIN_PRECISION) -> str | None:
-    """Why the generator cannot use ``rule`` (None when it can)."""
+def usable(rule: dict, framework: str, min_precision: float | None = MIN_PRECISION) -> str | None:
+    """Why the generator cannot use ``rule`` (None when it can); ``min_precision=None``
+    skips the precision test (a replay of a recorded call needs no precise rule)."""
     api = rule["api"]
     if _DENY[framework].search(api):
         return "nondeterministic, in-place or private API"
@@ -84,7 +85,7 @@ def usable(rule: dict, framework: str, min_precision: float = MIN_PRECISION) -> 
     if not _dtype_combos(rule):
         return "no dtype combination the generator makes"
     p = rule.get("precision")
-    if p is None or p < min_precision:
+    if min_precision is not None and (p is None or p < min_precision):
         return f"precision {p} below {min_precision}"
     if framework == "torch" and api.startswith("torch.Tensor.") and not (tpl["args"] and "$tensor" in _as_dict(tpl["args"][0])):
         return "Tensor method without a tensor receiver"
@@ -151,6 +152,9 @@ def call_source(rule: dict, framework: str, args: Sequence[str], attrs: dict[str
 class InferredSpec(OpSpec):
     """An OpSpec from one rule. ``all_dtypes`` admits dtypes the generator never makes
     (complex ...), for measuring a rule's precision on everything it was inferred from."""
+
+    origin = "inferred"
+    needs_trial = True  # a rule is right 95% of the time: the generator runs each instance once
 
     def __init__(self, rule: dict, framework: str, all_dtypes: bool = False) -> None:
         self.rule = rule
@@ -261,4 +265,8 @@ def operator_specs(framework: str, kinds: Sequence[str] = ("spec",), rules_path:
         out += specs_for(framework)
     if "inferred" in kinds:
         out += inferred_specs(framework, rules_path)
+    if "concrete" in kinds:
+        from rules.concrete import concrete_specs
+
+        out += concrete_specs(framework, _load(framework, str(rules_path) if rules_path else None))
     return out

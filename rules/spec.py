@@ -50,6 +50,13 @@ class OpSpec:
 
     id: str = ""
     n_inputs: int = 1
+    # "spec" (hand-written, symbolic), "inferred" (from a rule) or "concrete" (a replay).
+    origin: str = "spec"
+    # A spec that may be wrong (an inferred rule) has each instance run once, eagerly, by
+    # the generator before it enters a graph (``rules.trial``).
+    needs_trial: bool = False
+    # A spec with fixed input types (a replay) may take only fresh leaves as inputs.
+    fresh_inputs_ok: bool = False
     # positions of inputs that are weights: the generator creates a fresh ``const`` leaf
     # for them instead of consuming an existing tensor.
     weight_inputs: tuple[int, ...] = ()
