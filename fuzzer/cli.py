@@ -63,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ops", help="list the operators the generator can use")
     p.add_argument("--framework", choices=FRAMEWORK_CHOICES, help="only this framework's operators")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--list", action="store_true", help="list every operator id, not only the counts")
 
     p = sub.add_parser("gen", help="generate models, run them in eager mode, save them")
     p.add_argument("--framework", choices=FRAMEWORK_CHOICES, default="torch")

@@ -45,27 +45,31 @@ def op_specs(framework: str, ops: str) -> list:
 
 
 def cmd_ops(args: argparse.Namespace) -> int:
-    from rules.inferred import inferred_specs
-    from rules.specs import SPECS
+    """The operators of each kind (spec, inferred, concrete) per framework, with counts."""
+    from rules.inferred import operator_specs
     from rules.store import RuleStoreError
 
     frameworks = [args.framework] if args.framework else ["torch", "tensorflow"]
-    try:
-        inferred = {fw: sorted(s.id for s in inferred_specs(fw)) for fw in frameworks}
-    except RuleStoreError as e:
-        raise UsageError(str(e)) from None
-    table = {fw: {"spec": sorted(s.id for s in SPECS.values() if fw in s.frameworks), "inferred": inferred[fw],
-                  "concrete": []} for fw in frameworks}
+    table: dict[str, dict[str, list]] = {}
+    for fw in frameworks:
+        try:
+            specs = operator_specs(fw, ("spec", "inferred", "concrete"))
+        except RuleStoreError as e:
+            raise UsageError(str(e)) from None
+        table[fw] = {kind: sorted((s for s in specs if s.origin == kind), key=lambda s: s.id)
+                     for kind in ("spec", "inferred", "concrete")}
     if args.json:
-        print(json.dumps({fw: {kind: {"count": len(ids), "ids": ids} for kind, ids in kinds.items()}
+        print(json.dumps({fw: {kind: {"count": len(ss), "apis": len({getattr(s, "api", s.id) for s in ss}),
+                                      "ids": [s.id for s in ss]} for kind, ss in kinds.items()}
                           for fw, kinds in table.items()}))
         return 0
     for fw, kinds in table.items():
-        apis = len({i.split("#")[0] for i in kinds["inferred"]})
-        print(f"{fw}: " + ", ".join(f"{len(ids)} {kind}" for kind, ids in kinds.items()) + f" ({apis} APIs inferred)")
-        for kind, ids in kinds.items():
-            for sid in ids:
-                print(f"  {kind:9s} {sid}")
+        print(f"{fw}: " + ", ".join(f"{len(ss)} {kind} ({len({getattr(s, 'api', s.id) for s in ss})} APIs)"
+                                    for kind, ss in kinds.items()))
+        if args.list:
+            for kind, ss in kinds.items():
+                for s in ss:
+                    print(f"  {kind:9s} {s.id}")
     return 0
 
 
