@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import re
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
@@ -166,6 +167,10 @@ def _torch_compile(option: str) -> Prepare:
 
         torch._dynamo.reset()  # no guard or cache of an earlier case may serve this one
         inner = _compiler(option)
+        if option in ("", "inductor") and os.environ.get("DLFUZZ_MERGE_KERNELS", "1") != "0":
+            from oracles.inductor_merge import install
+
+            install()  # one g++ call per graph instead of one per kernel (see its docstring)
 
         def tracked(gm: Any, example_inputs: Any) -> Any:
             stage.set("compile")
