@@ -18,9 +18,10 @@ import numpy as np
 from corpus.graph import Graph
 from corpus.tensor_type import TensorType, is_float
 from corpus.values import ValueSpec
-from rules.execute import run_eager
+from rules.execute import all_finite, run_eager
 from rules.spec import OpSpec
 
+POSITIVE = (0.5, 2.0)
 # How a dtype comes back from ``to_numpy`` (bfloat16 travels as float32).
 _NUMPY_NAME = {"bfloat16": "float32"}
 
@@ -39,18 +40,25 @@ def trial_run(spec: OpSpec, framework: str, in_types: Sequence[TensorType], attr
     """Whether ``spec`` with ``attrs`` runs on inputs of ``in_types`` and gives ``out_types``.
 
     Any exception of the framework is a "no": it is data about the rule, not a fault.
+    An instance whose outputs are NaN/Inf on finite inputs is a "no" too, unless positive
+    inputs cure it (``log``, ``sqrt``: the value search finds those): ``std`` of a single
+    element is NaN whatever the values, and would only make the model invalid.
     """
     g = Graph()
     leaves = [g.add_leaf(t) for t in in_types]
     g.outputs = g.add_op(spec.id, attrs, leaves, list(out_types))
-    values = {v[0]: ValueSpec(seed + i, *_range(spec, i, t)) for i, (v, t) in enumerate(zip(leaves, in_types))}
-    try:
-        arrays = run_eager(g, framework, values, {spec.id: spec})
-    except Exception:  # noqa: BLE001 - the framework refused the call
-        return False
-    if len(arrays) != len(out_types):
-        return False
-    for a, t in zip(arrays, out_types):
-        if tuple(np.shape(a)) != tuple(t.shape) or str(np.asarray(a).dtype) != _NUMPY_NAME.get(t.dtype, t.dtype):
+    for positive in (False, True):
+        values = {v[0]: ValueSpec(seed + i, *(POSITIVE if positive and is_float(t.dtype) else _range(spec, i, t)))
+                  for i, (v, t) in enumerate(zip(leaves, in_types))}
+        try:
+            arrays = run_eager(g, framework, values, {spec.id: spec})
+        except Exception:  # noqa: BLE001 - the framework refused the call
             return False
-    return True
+        if len(arrays) != len(out_types):
+            return False
+        for a, t in zip(arrays, out_types):
+            if tuple(np.shape(a)) != tuple(t.shape) or str(np.asarray(a).dtype) != _NUMPY_NAME.get(t.dtype, t.dtype):
+                return False
+        if all_finite(arrays):
+            return True
+    return False
