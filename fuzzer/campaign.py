@@ -138,6 +138,34 @@ class _Job:
     indices: list[int]
     verdict: object = None  # the mismatch a probe localizes
     result: object = None  # the member's own CheckResult (probe jobs), for the report
+    owner: list[int] | None = None  # batch jobs: merged output index -> member position
+
+
+def _as_job(members: list[Case], indices: list[int]) -> tuple[Case, _Job]:
+    if len(members) == 1:
+        return members[0], _Job("single", members, indices)
+    batch = merge_cases(members)
+    return batch.case, _Job("batch", members, indices, owner=batch.owner)
+
+
+def split_failed_batch(job: _Job, result) -> list[tuple[Case, _Job]]:
+    """What to check next after batch ``job`` failed.
+
+    Wrong results name their output, and an output names its member: only those members
+    are re-checked alone, the others go on together as one smaller batch (one compile,
+    not one each). A crash, abort or timeout of the whole batch names no member: each is
+    re-checked alone. Either way a bug is only ever reported on a single case.
+    """
+    bugs = list(result.bugs)
+    if result.valid and bugs and job.owner is not None and \
+            all(v.status == "mismatch" and v.output is not None and v.output < len(job.owner) for v in bugs):
+        suspects = sorted({job.owner[v.output] for v in bugs})
+        rest = [k for k in range(len(job.members)) if k not in suspects]
+        out = [_as_job([job.members[k]], [job.indices[k]]) for k in suspects]
+        if rest:
+            out.append(_as_job([job.members[k] for k in rest], [job.indices[k] for k in rest]))
+        return out
+    return [_as_job([m], [i]) for m, i in zip(job.members, job.indices)]
 
 
 def run_campaign(cfg: CampaignConfig, progress: Callable[[CampaignState], None] | None = None) -> CampaignState:
@@ -189,9 +217,7 @@ def run_campaign(cfg: CampaignConfig, progress: Callable[[CampaignState], None] 
                 state.cases += 1  # generated, but no clean values: never sent
         if not members:
             return None
-        if len(members) == 1:
-            return members[0], _Job("single", members, indices)
-        return merge_cases(members).case, _Job("batch", members, indices)
+        return _as_job(members, indices)
 
     def work() -> Iterator[Case]:
         while True:
@@ -228,9 +254,8 @@ def run_campaign(cfg: CampaignConfig, progress: Callable[[CampaignState], None] 
             if job.kind == "batch":
                 if result.valid and not result.bugs:
                     clean(job)
-                else:  # re-check each member alone: attribution, and bugs only on single cases
-                    for member, index in zip(job.members, job.indices):
-                        pending.append((member, _Job("single", [member], [index])))
+                else:
+                    pending.extend(split_failed_batch(job, result))
             elif job.kind == "single":
                 member, index = job.members[0], job.indices[0]
                 if not result.valid:
