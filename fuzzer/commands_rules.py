@@ -2,6 +2,7 @@
 
     dlfuzz infer --framework F --db FILE --out FILE [--workers W] [--time-per-op S] [--json]
     dlfuzz rules show API [--framework F] [--store FILE]
+    dlfuzz rules stats [--framework F] [--store FILE] [--json]
 
 Only the standard library is imported at module level; inference lives in ``rules.infer``.
 """
@@ -39,7 +40,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--ops", help="comma-separated API names to restrict inference to")
     p.add_argument("--json", action="store_true",
                    help='print one line {"partial_ops", "with_rules", "apis_with_rules", "heldout_accuracy", '
-                        '"precision", "seconds"}')
+                        '"precision", "seconds", ...}: with_rules, apis_with_rules and precision count the rules '
+                        'the generator uses; the all_* keys count every rule written')
 
     p = sub.add_parser("rules", help="inspect a rule store")
     rsub = p.add_subparsers(dest="rules_command", required=True, parser_class=type(p))
@@ -48,6 +50,11 @@ def add_parsers(sub) -> None:
     q.add_argument("--framework", choices=FRAMEWORK_CHOICES, help="default: from the API's prefix")
     q.add_argument("--store", help="rule store (default: the one shipped for the installed framework version)")
     q.add_argument("--json", action="store_true", help="print the rules as JSON")
+    q = rsub.add_parser("stats", help="figures of a rule store: APIs with rules and mean precision, for the rules "
+                                      "the generator uses and for all rules")
+    q.add_argument("--framework", choices=FRAMEWORK_CHOICES, default="torch", help="default: torch")
+    q.add_argument("--store", help="rule store (default: the one shipped for the installed framework version)")
+    q.add_argument("--json", action="store_true", help="print one JSON line")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -96,16 +103,26 @@ def cmd_infer(args: argparse.Namespace) -> int:
 
     summary = infer_corpus(args.framework, args.db, args.out, options, progress)
     if args.json:
-        keys = ("partial_ops", "with_rules", "apis_with_rules", "heldout_accuracy", "precision", "seconds")
-        print(json.dumps({k: summary[k] for k in keys}))
+        print(json.dumps({k: summary[k] for k in JSON_KEYS}))
     else:
         print(file=sys.stderr)
-        print(f"{args.framework}: {summary['rules']} rules for {summary['with_rules']} of {summary['partial_ops']} "
-              f"partial operators ({summary['apis_with_rules']} APIs) in {summary['seconds']:.0f} s; "
-              f"held-out accuracy {summary['heldout_accuracy']}, mean precision {summary['precision']} "
-              f"({summary['rules_measured']} rules measured); {summary['usable_rules']} rules "
-              f"({summary['usable_apis']} APIs) usable by the generator; written to {args.out}")
+        print(f"{args.framework}: {summary['partial_ops']} partial operators in {summary['seconds']:.0f} s; "
+              f"{describe(summary)}; written to {args.out}")
     return 0
+
+
+# what `infer --json` and `rules stats --json` print (stats has no partial_ops or seconds)
+JSON_KEYS = ("partial_ops", "with_rules", "apis_with_rules", "heldout_accuracy", "precision", "seconds",
+             "rules", "min_precision", "all_with_rules", "all_apis_with_rules", "all_rules", "all_rules_measured",
+             "all_precision")
+
+
+def describe(f: dict) -> str:
+    return (f"the generator uses {f['rules']} rules (precision >= {f['min_precision']}) for {f['apis_with_rules']} "
+            f"APIs ({f['with_rules']} partial operators), mean precision {f['precision']}; all rules: "
+            f"{f['all_rules']} for {f['all_apis_with_rules']} APIs ({f['all_with_rules']} partial operators), "
+            f"mean precision {f['all_precision']} over the {f['all_rules_measured']} measured; held-out accuracy "
+            f"{f['heldout_accuracy']}")
 
 
 def _store_for(args: argparse.Namespace, framework: str) -> tuple[dict, str]:
@@ -153,7 +170,25 @@ def format_rule(rule: dict, framework: str) -> list[str]:
     return lines
 
 
+def cmd_stats(args: argparse.Namespace) -> int:
+    from rules.store.stats import figures
+
+    doc, path = _store_for(args, args.framework)
+    if doc["framework"] != args.framework:
+        raise UsageError(f"{path} holds {doc['framework']} rules, not {args.framework}; "
+                         f"pass --framework {doc['framework']}")
+    f = figures(doc["rules"], args.framework)
+    if args.json:
+        print(json.dumps({"framework": args.framework, "framework_version": doc.get("framework_version"),
+                          "store": os.path.basename(path), **{k: f[k] for k in JSON_KEYS if k in f}}))
+    else:
+        print(f"{path} ({args.framework} {doc.get('framework_version', '?')}): {describe(f)}")
+    return 0
+
+
 def cmd_rules(args: argparse.Namespace) -> int:
+    if args.rules_command == "stats":
+        return cmd_stats(args)
     if args.rules_command != "show":
         raise UsageError(f"unknown rules command {args.rules_command!r}")
     framework = args.framework or ("tensorflow" if args.api.startswith("tf.") else "torch")

@@ -332,3 +332,123 @@ def test_shipped_stores_load_and_give_specs():
     for s in specs[:50]:
         s.code("torch", [f"x{i}" for i in range(s.n_inputs)], {k: lo for k, (lo, _) in s.domains.items()}
                | {k: v[0] for k, v in s.float_values.items()})
+
+
+def _shipped(framework: str):
+    from rules.store import shipped
+
+    files = shipped().get(framework)
+    assert files, f"no {framework} rule store is shipped in rules/store/"
+    return max(files)
+
+
+@pytest.mark.parametrize("corrupt, expect", [
+    (lambda line: line.replace('"outputs":', '"outputz":', 1), "missing field 'outputs'"),
+    (lambda line: line.replace('"constraints":[', '"constraints":["t0_0 >>> 1",', 1), "not a predicate"),
+    (lambda line: line[: len(line) // 2] + "\n", "not valid JSON (line"),
+])
+def test_malformed_tensorflow_store_line_gives_one_clear_error(tmp_path, corrupt, expect):
+    """One bad line (one rule) of the shipped tensorflow store: loading it, building specs
+    from it and the CLI all give one line naming the file and where in it."""
+    from rules.inferred import inferred_specs
+
+    lines = _shipped("tensorflow").read_text().splitlines(keepends=True)
+    k = len(lines) // 2  # a rule line in the middle
+    assert lines[k].startswith('{"api":"tf.')
+    lines[k] = corrupt(lines[k])
+    bad = tmp_path / "tensorflow-2.21.json"
+    bad.write_text("".join(lines))
+    for attempt in (lambda: load(bad), lambda: inferred_specs("tensorflow", bad)):
+        with pytest.raises(RuleStoreError) as e:
+            attempt()
+        msg = str(e.value)
+        assert expect in msg and str(bad) in msg and "\n" not in msg and "dlfuzz infer" in msg
+        if "JSON" not in expect:
+            assert f"rule {k - 1} (tf." in msg  # the header takes the first line
+    out = subprocess.run([sys.executable, "-m", "fuzzer", "rules", "stats", "--framework", "tensorflow",
+                          "--store", str(bad)], capture_output=True, text=True)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and expect in out.stderr
+
+
+def test_shipped_tensorflow_store_loads_and_gives_specs():
+    from rules.inferred import inferred_specs
+
+    path = _shipped("tensorflow")
+    assert path.name == "tensorflow-2.21.json" and path.stat().st_size < 10_000_000
+    doc = load(path)
+    assert doc["framework"] == "tensorflow" and doc["framework_version"].startswith("2.21")
+    specs = inferred_specs("tensorflow", path)
+    assert len({s.api for s in specs}) >= 150
+    assert all(s.frameworks == ("tensorflow",) for s in specs)
+    for s in specs[::10]:  # every usable spec renders a call over its inputs
+        src = s.code("tensorflow", [f"x{i}" for i in range(s.n_inputs)],
+                     {k: lo for k, (lo, _) in s.domains.items()} | {k: v[0] for k, v in s.float_values.items()})
+        assert src.startswith(("tf.", "x0.")), src
+
+
+def test_figures_count_what_the_generator_uses():
+    from rules.inferred import MIN_PRECISION
+    from rules.store.stats import figures
+
+    good = _good_rule()
+    weak = dict(_good_rule(), id="torch.sub#0000", api="torch.sub", precision=0.5)
+    private = dict(_good_rule(), id="torch._foo#0000", api="torch._foo", precision=1.0)
+    unmeasured = dict(_good_rule(), id="torch.mul#0000", api="torch.mul", precision=None)
+    f = figures([good, weak, private, unmeasured], "torch")
+    assert f["min_precision"] == MIN_PRECISION
+    assert (f["apis_with_rules"], f["with_rules"], f["rules"], f["precision"]) == (1, 1, 1, 1.0)
+    assert (f["all_apis_with_rules"], f["all_rules"], f["all_rules_measured"]) == (4, 4, 3)
+    assert f["all_precision"] == round((1.0 + 0.5 + 1.0) / 3, 4)
+
+
+def test_rules_stats_cli_prints_the_shipped_figures():
+    from rules.store.stats import figures
+
+    out = subprocess.run([sys.executable, "-m", "fuzzer", "rules", "stats", "--framework", "torch", "--json"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout)
+    want = figures(load(_shipped("torch"))["rules"], "torch")
+    assert got["store"] == "torch-2.13.json"
+    assert {k: got[k] for k in want} == want
+
+
+def test_drop_redundant_prefers_the_disjunction():
+    from rules.infer.constraints import _drop_redundant
+
+    # a single predicate chosen first (rejects 0, 1) and a disjunction that rejects 0, 1, 2
+    rejects = [np.array([True, True, False]), np.array([True, True, True])]
+    assert _drop_redundant(rejects, 1) == [1]
+    # both needed
+    rejects = [np.array([True, False]), np.array([False, True])]
+    assert _drop_redundant(rejects, 1) == [0, 1]
+
+
+def test_precision_sampling_is_bounded_per_rule(monkeypatch):
+    """z3 can search without end on some rules (a modulo by an attribute with a huge
+    range), inside code that catches every Exception: in an inference worker, sampling
+    stops at its limit all the same, keeps what it drew, and gives the partial
+    operator's own alarm back."""
+    import signal
+
+    from rules.infer import driver, engine
+
+    def endless(rule, framework, n, seed):
+        yield {"args": [{"shape": [3], "dtype": "int64"}], "kwargs": {}, "expect": [[[3], "int64"]]}
+        while True:
+            try:
+                time.sleep(0.01)
+            except Exception:  # noqa: BLE001 - as the solver's callers do
+                pass
+
+    monkeypatch.setattr(engine, "iter_sample_calls", endless)
+    old = signal.signal(signal.SIGALRM, driver._alarm)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 100)
+        start = time.monotonic()
+        calls, late = driver.bounded_sample({"api": "torch.neg"}, "torch", 12, 0, 1.0)
+        assert late and len(calls) == 1 and time.monotonic() - start < 5
+        assert 90 < signal.getitimer(signal.ITIMER_REAL)[0] <= 100
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)

@@ -226,8 +226,11 @@ def prune_implied(preds: list[Pred], dims: Sequence[str], attrs: Sequence[str], 
 
 def infer_constraints(X: np.ndarray, names: Sequence[str], valid: np.ndarray, inv: np.ndarray,
                       extra: Sequence[Expr], dims: Sequence[str], attrs: Sequence[str], deadline: float,
-                      max_size: int = 5, derived: list = ()) -> tuple[list[Pred], int]:
-    """(predicates, invalid records left accepted). ``valid``/``inv``: column masks of X."""
+                      max_size: int = 5, derived: list = (), disjunctions_after: int = 3) -> tuple[list[Pred], int]:
+    """(predicates, invalid records left accepted). ``valid``/``inv``: column masks of X.
+    ``disjunctions_after``: the size up to which single predicates are tried before the
+    disjunctions (3; 1 puts broadcasting's disjunctions before ``2 - a >= 0``-like
+    predicates that few records cannot tell from them)."""
     X = np.asarray(X, dtype=np.float64)
     n_inv = int(inv.sum())
     if n_inv == 0:
@@ -250,7 +253,7 @@ def infer_constraints(X: np.ndarray, names: Sequence[str], valid: np.ndarray, in
     # predicates; equalities with a nonzero constant (the likeliest to memorize the values
     # of the few seed calls) only last.
     uncovered = np.ones(n_inv, bool)
-    chosen = _greedy(cands, uncovered, 3, consts=False)
+    chosen = _greedy(cands, uncovered, disjunctions_after, consts=False)
     disj: list[Pred] = []
     fixed = np.zeros(n_inv, bool)  # rejected by the disjunctions
     if uncovered.any() and time.monotonic() < deadline:
@@ -259,15 +262,34 @@ def infer_constraints(X: np.ndarray, names: Sequence[str], valid: np.ndarray, in
         for p in disj:
             fixed |= ~eval_pred(p, col_env)
         uncovered &= ~fixed
-    if uncovered.any():
-        chosen += _greedy(cands, uncovered, max_size, consts=False)
+    for size in sorted({3, max_size}):
+        if uncovered.any():
+            chosen += _greedy(cands, uncovered, size, consts=False)
     if uncovered.any():
         chosen += _greedy(cands, uncovered, max_size, consts=True)
     if uncovered.any():
         return [cands.pred(i) for i in chosen] + disj, int(uncovered.sum())
     chosen = _compress(cands, chosen, fixed, deadline)
-    preds = [cands.pred(i) for i in chosen] + disj
+    col_env = {n: X[i][inv] for i, n in enumerate(names)}
+    rejects = [cands.rejects[i] for i in chosen] + [~eval_pred(p, col_env) for p in disj]
+    keep = _drop_redundant(rejects, len(chosen))
+    preds = [([cands.pred(i) for i in chosen] + disj)[k] for k in keep]
     return prune_implied(preds, dims, attrs), 0
+
+
+def _drop_redundant(rejects: list[np.ndarray], n_single: int) -> list[int]:
+    """Indices of the predicates to keep: drop each one whose invalid records the others
+    reject too. The single predicates were chosen before the disjunctions, on evidence
+    that a disjunction may explain better (``2 - a >= 0`` where broadcasting's
+    ``a == 1 or b == 1 or a == b`` is the rule), so they are tried first, the last chosen
+    first; then the disjunctions, the last chosen first."""
+    keep = list(range(len(rejects)))
+    order = list(reversed(range(n_single))) + list(reversed(range(n_single, len(rejects))))
+    for i in order:
+        rest = [j for j in keep if j != i]
+        if rest and np.logical_or.reduce([rejects[j] for j in rest]).all():
+            keep = rest
+    return keep
 
 
 class _RowMap:

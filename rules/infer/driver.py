@@ -5,10 +5,15 @@
 3. A ``multiprocessing`` pool of ``workers`` processes takes one partial operator at a
    time, biggest first: it reads that operator's records itself, groups them into
    templates, infers each template's rule under the operator's deadline (``time_per_op``
-   seconds for all its templates; a hard alarm backs the cooperative deadline up), and
-   draws the calls for precision.
-4. The sampled calls run in the corpus's sandbox workers; each rule gets its precision.
-5. The rules are written as one JSON document (``rules.store``).
+   seconds for all its templates; a hard alarm backs the cooperative deadline up),
+   draws calls from each rule (at most ``sample_seconds`` per rule), and mutates the
+   valid records of templates with too few of them (augmentation).
+4. Those calls run in the corpus's sandbox workers; the partial operators with a rule
+   that was not always right, or with augmented templates, are inferred again with the
+   results as extra records (round 2).
+5. Fresh calls of every rule run in the sandbox: each rule gets its precision.
+6. The rules are written as one JSON document (``rules.store``); the summary's figures
+   are ``rules.store.stats.figures`` of those rules.
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ class InferOptions:
     every: int = 1  # every k-th partial operator only (benchmarks on a sample)
     min_valid: int = 2
     seed: int = 0
+    sample_seconds: float = 20.0  # per rule, for drawing its precision calls with z3
+    augment: int = 30  # mutated calls per template with too few valid records (0: none)
 
 
 def list_partial_ops(db: str, framework: str, only: frozenset[str] | None = None) -> list[tuple[str, str, int, int]]:
@@ -55,8 +62,9 @@ def list_partial_ops(db: str, framework: str, only: frozenset[str] | None = None
 _W: dict[str, Any] = {}
 
 
-class _HardTimeout(Exception):
-    pass
+class _HardTimeout(BaseException):
+    """Raised by the alarm; not an Exception, so that no ``except Exception`` on the way
+    (the solver's callers catch those) swallows it."""
 
 
 def _alarm(signum, frame):  # pragma: no cover - only on runaway operators
@@ -70,10 +78,87 @@ def _init(db: str, framework: str, params: dict, options: InferOptions) -> None:
     signal.signal(signal.SIGALRM, _alarm)
 
 
+def bounded_sample(rule: dict, framework: str, n: int, seed: int, seconds: float) -> tuple[list[dict], bool]:
+    """The calls ``engine.iter_sample_calls`` draws for ``rule`` within ``seconds``, and
+    whether it ran out of time. z3 can take without end on some rules (a nonlinear
+    constraint over a wide attribute range), so in an inference worker (its alarm handler
+    installed) the limit is hard: an alarm interrupts the solver, the partial operator's
+    own alarm paused meanwhile. Elsewhere the limit is checked between calls."""
+    from rules.infer.engine import iter_sample_calls
+
+    calls: list[dict] = []
+    start = time.monotonic()
+    hard = signal.getsignal(signal.SIGALRM) is _alarm
+    outer = signal.setitimer(signal.ITIMER_REAL, seconds)[0] if hard else 0.0
+    timed_out = False
+    try:
+        for call in iter_sample_calls(rule, framework, n, seed):
+            calls.append(call)
+            if time.monotonic() - start > seconds:
+                timed_out = True
+                break
+    except _HardTimeout:
+        timed_out = True
+    finally:
+        if hard:
+            signal.setitimer(signal.ITIMER_REAL, outer)  # 0 cancels
+    return calls, timed_out
+
+
+MAX_AUGMENT_NUMEL = 1 << 16
+
+
+def augment_calls(t, n: int, seed: int) -> list[dict]:
+    """Up to ``n`` mutations of a template's valid records (``corpus.collect.mutate``: the
+    collection's own mutations), for a template the collection left with too few valid
+    records (it mutates a few seed records per partial operator, and a partial operator
+    can have many templates: flags, strings, list lengths). They run in the sandbox; what
+    passes and what raises become the template's records in the next round."""
+    import random
+
+    from corpus.collect.mutate import apply, mutations, symbols
+
+    rng = random.Random(f"{seed}/{t.key}")
+    streams = [(o.record, mutations(symbols(o.record.args, o.record.kwargs), rng, limit=200)) for o in t.valid[:4]]
+    calls: list[dict] = []
+    seen: set[str] = set()
+    while streams and len(calls) < n:
+        for rec, stream in list(streams):
+            changes = next(stream, None)
+            if changes is None:
+                streams.remove((rec, stream))
+                continue
+            args, kwargs = apply(rec.args, rec.kwargs, changes)
+            key = json.dumps([args, kwargs], sort_keys=True)
+            if key in seen or not _small(args) or not _small(kwargs):
+                continue
+            seen.add(key)
+            calls.append({"args": args, "kwargs": kwargs, "expect": None})
+            if len(calls) >= n:
+                break
+    return calls
+
+
+def _small(node) -> bool:
+    """Every tensor marker of a call has at most MAX_AUGMENT_NUMEL elements, no negative dim."""
+    if isinstance(node, list):
+        return all(_small(v) for v in node)
+    if isinstance(node, dict):
+        if "shape" in node and "dtype" in node and isinstance(node["shape"], list):
+            n = 1
+            for d in node["shape"]:
+                if not isinstance(d, int) or d < 0:
+                    return False
+                n *= d
+            return n <= MAX_AUGMENT_NUMEL
+        return all(_small(v) for v in node.values())
+    return True
+
+
 def infer_partial_op(api: str, signature: str, records: list[TraceRecord], params, framework: str,
                      options: InferOptions, sample_seed: int | None = None) -> dict:
     """Rules for one partial operator: {"api", "signature", "rules", "reasons", "templates", ...}."""
-    from rules.infer.engine import infer_template, sample_calls
+    from rules.infer.engine import infer_template
     from rules.infer.group import templates
     from rules.inferred import rule_id
 
@@ -81,7 +166,7 @@ def infer_partial_op(api: str, signature: str, records: list[TraceRecord], param
     cpu = time.process_time()
     deadline = start + options.time_per_op
     out: dict[str, Any] = {"api": api, "signature": signature, "rules": [], "reasons": Counter(), "templates": 0,
-                           "heldout": [0, 0], "calls": []}
+                           "heldout": [0, 0], "calls": [], "augment": []}
     for t in templates(records, params):
         out["templates"] += 1
         if not t.valid:
@@ -91,6 +176,9 @@ def infer_partial_op(api: str, signature: str, records: list[TraceRecord], param
             out["reasons"]["time limit"] += 1
             continue
         outcome = infer_template(t, deadline, options.min_valid)
+        if outcome.reason == f"fewer than {options.min_valid} valid records" and sample_seed is not None \
+                and options.augment and t.symbols:
+            out["augment"] += augment_calls(t, options.augment, sample_seed)
         out["reasons"][outcome.reason if not outcome.reason.startswith("held-out valid record breaks")
                        else "held-out valid record breaks a constraint"] += 1
         if outcome.rule is None:
@@ -102,7 +190,8 @@ def infer_partial_op(api: str, signature: str, records: list[TraceRecord], param
         out["rules"].append(rule)
     if sample_seed is not None and options.precision_samples:
         for rule in out["rules"]:  # calls for precision, after every rule is found
-            out["calls"].append((rule["key"], sample_calls(rule, framework, options.precision_samples, sample_seed)))
+            calls, _ = bounded_sample(rule, framework, options.precision_samples, sample_seed, options.sample_seconds)
+            out["calls"].append((rule["key"], calls))
     out["seconds"] = round(time.monotonic() - start, 3)
     out["cpu"] = round(time.process_time() - cpu, 3)
     return out
@@ -116,7 +205,7 @@ def _records(api: str, signature: str) -> list[TraceRecord]:
 
 def _failed(api: str, signature: str, why: str, seconds: float, error: str | None = None) -> dict:
     out = {"api": api, "signature": signature, "rules": [], "reasons": Counter({why: 1}), "templates": 0,
-           "heldout": [0, 0], "calls": [], "seconds": seconds, "cpu": seconds}
+           "heldout": [0, 0], "calls": [], "augment": [], "seconds": seconds, "cpu": seconds}
     if error:
         out["error"] = error
     return out
@@ -136,6 +225,17 @@ def _run(item: tuple) -> dict:
         return _failed(api, signature, f"error: {type(e).__name__}", 0.0, f"{type(e).__name__}: {e}")
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+def _sample(item: tuple) -> tuple[str, str, list[dict], bool]:
+    """Fresh precision calls for one rule: (api, rule key, calls, ran out of time)."""
+    rule, seed = item
+    opts: InferOptions = _W["options"]
+    try:
+        calls, timed_out = bounded_sample(rule, _W["framework"], opts.precision_samples, seed, opts.sample_seconds)
+    except Exception:  # noqa: BLE001 - a rule the solver cannot handle gets no precision
+        calls, timed_out = [], False
+    return rule["api"], rule["key"], calls, timed_out
 
 
 # ---- the parent side ---------------------------------------------------------------------------
@@ -177,11 +277,25 @@ class _Run:
                 self.say(f"{label}: {k}/{len(items)} partial operators, {sum(len(r['rules']) for r in results)} rules")
         return results
 
-    def measure(self, results: list[dict], label: str) -> dict[tuple, list]:
-        """(api, rule key) -> [(call, right, raw result)] for every sampled call that ran."""
+    def sample(self, pool, rules: list[dict], seed: int) -> tuple[list[dict], set[tuple]]:
+        """Fresh calls of every rule, drawn in the pool: (measure's input, rules out of time)."""
+        fresh, late = [], set()
+        for k, (api, key, calls, timed_out) in enumerate(
+                pool.imap_unordered(_sample, [(r, seed) for r in rules], chunksize=4), 1):
+            fresh.append({"api": api, "calls": [(key, calls)]})
+            if timed_out:
+                late.add((api, key))
+            if k % 250 == 0 or k == len(rules):
+                self.say(f"sampling: {k}/{len(rules)} rules")
+        return fresh, late
+
+    def measure(self, results: list[dict], label: str, more: list[tuple] = ()) -> dict[tuple, list]:
+        """(api, rule key) -> [(call, right, raw result)] for every sampled call that ran;
+        ``more``: other (key, api, call) jobs to run in the same sandbox pass."""
         from rules.infer.precision import measure
 
         jobs = [((res["api"], key), res["api"], call) for res in results for key, calls in res["calls"] for call in calls]
+        jobs += list(more)
         if not jobs:
             return {}
         return measure(self.framework, jobs, self.options.workers, self.options.call_timeout,
@@ -211,8 +325,8 @@ def infer_corpus(framework: str, db: str, out: str | None, options: InferOptions
     shaped the rule."""
     from rules.infer.names import positional_params
     from rules.infer.precision import precision_of
-    from rules.inferred import usable
     from rules.store import SCHEMA, installed_version, save
+    from rules.store.stats import figures
 
     run = _Run(framework, db, options, progress)
     ops = list_partial_ops(db, framework, options.only)[:: max(1, options.every)]
@@ -222,42 +336,53 @@ def infer_corpus(framework: str, db: str, out: str | None, options: InferOptions
         params = names_pool.apply(positional_params, (framework, sorted({a for a, _, _, _ in ops})))
     todo = [(a, s) for a, s, _, v in ops if v > 0]
     ctx = multiprocessing.get_context("fork")
-    refine = options.precision_samples > 0
-    with ctx.Pool(options.workers, initializer=_init, initargs=(db, framework, params, options),
-                  maxtasksperchild=200) as pool:
-        results = run.infer(pool, [(a, s, [], options.seed if refine else None) for a, s in todo], "inferring")
-        first_seconds = time.monotonic() - run.start
-        refined_ops = 0
-        if refine:
-            outcomes = run.measure(results, "checking")
-            again = []
-            for res in results:
-                extra = []
-                for key, _calls in res["calls"]:
-                    got = outcomes.get((res["api"], key), [])
-                    if got and not all(right for _, right, _ in got):
-                        extra += _refinement_records(res["api"], framework, got)
-                if extra:
-                    again.append((res["api"], res["signature"], extra, None))
-            refined_ops = len(again)
-            redone = {(r["api"], r["signature"]): r for r in run.infer(pool, again, "refining")} if again else {}
-            for i, res in enumerate(results):
-                if (res["api"], res["signature"]) in redone:
-                    new = redone[(res["api"], res["signature"])]
-                    new["cpu"] = new.get("cpu", 0) + res.get("cpu", 0)
-                    results[i] = new
-    infer_seconds = time.monotonic() - run.start
-    rules = [r for res in results for r in res["rules"]]
-    assign_ids(rules)
-    flags: dict[tuple, list] = {}
-    if options.precision_samples:
-        from rules.infer.engine import sample_calls
 
-        fresh = [{"api": r["api"], "calls": [(r["key"], sample_calls(r, framework, options.precision_samples,
-                                                                     options.seed + 1))]} for r in rules]
-        flags = run.measure(fresh, "precision")
+    def pool():
+        # No sandbox runs while an inference pool lives: the pool forks replacement workers
+        # from a thread (maxtasksperchild), and a fork that lands while the sandbox starts
+        # a worker process inherits the pipe that start waits on, which then never closes.
+        return ctx.Pool(options.workers, initializer=_init, initargs=(db, framework, params, options),
+                        maxtasksperchild=200)
+
+    with pool() as p:
+        results = run.infer(p, [(a, s, [], options.seed) for a, s in todo], "inferring")
+    first_seconds = time.monotonic() - run.start
+    # Round 2: the sampled calls of rules that were not always right (refinement) and the
+    # mutations of templates with too few valid records (augmentation) run in the
+    # sandbox, and their partial operators are inferred again with those records.
+    augment_jobs = [(("augment", k), res["api"], call) for k, res in enumerate(results) for call in res["augment"]]
+    outcomes = run.measure(results, "checking", augment_jobs)
+    again = []
+    refined_ops = augmented_ops = 0
+    for k, res in enumerate(results):
+        extra = []
+        for key, _calls in res["calls"]:
+            got = outcomes.get((res["api"], key), [])
+            if got and not all(right for _, right, _ in got):
+                extra += _refinement_records(res["api"], framework, got)
+        refined_ops += bool(extra)
+        more = _refinement_records(res["api"], framework, outcomes.get(("augment", k), []))
+        augmented_ops += bool(more)
+        if extra or more:
+            again.append((res["api"], res["signature"], extra + more, None))
+    with pool() as p:
+        redone = {(r["api"], r["signature"]): r for r in run.infer(p, again, "round 2")} if again else {}
+        for i, res in enumerate(results):
+            if (res["api"], res["signature"]) in redone:
+                new = redone[(res["api"], res["signature"])]
+                new["cpu"] = new.get("cpu", 0) + res.get("cpu", 0)
+                results[i] = new
+        infer_seconds = time.monotonic() - run.start
+        rules = [r for res in results for r in res["rules"]]
+        assign_ids(rules)
+        fresh, late = run.sample(p, rules, options.seed + 1) if options.precision_samples else ([], set())
+    flags = run.measure(fresh, "precision") if fresh else {}
     for r in rules:
         got = flags.get((r["api"], r["key"]))
+        if (r["api"], r["key"]) in late:
+            # z3 could not draw the calls in time: the generator would stall on this rule too
+            r["evidence"]["sampling_timeout"] = True
+            got = None
         r["precision"] = precision_of([right for _, right, _ in got] if got else None)
         r["precision_samples"] = len(got or [])
         del r["key"]
@@ -270,28 +395,19 @@ def infer_corpus(framework: str, db: str, out: str | None, options: InferOptions
     reasons: Counter = Counter()
     for res in results:
         reasons.update(res["reasons"])
-    right = sum(res["heldout"][0] for res in results)
-    total = sum(res["heldout"][1] for res in results)
-    measured = [r["precision"] for r in rules if r["precision"] is not None]
-    usable_rules = [r for r in rules if usable(r, framework) is None]
     slow = sorted(results, key=lambda r: -r.get("seconds", 0))[:8]
     return {
         "partial_ops": len(ops),
-        "with_rules": len({(r["api"], r["signature"]) for r in rules}),
-        "apis_with_rules": len({r["api"] for r in rules}),
-        "heldout_accuracy": round(right / total, 4) if total else None,
-        "precision": round(sum(measured) / len(measured), 4) if measured else None,
+        **figures(rules, framework),
         "seconds": round(time.monotonic() - run.start, 1),
         "round1_seconds": round(first_seconds, 1),
         "infer_seconds": round(infer_seconds, 1),
         "worker_cpu_seconds": round(sum(res.get("cpu", 0) for res in results), 1),
-        "templates": sum(res["templates"] for res in results),
-        "rules": len(rules),
-        "rules_measured": len(measured),
         "refined_partial_ops": refined_ops,
-        "usable_rules": len(usable_rules),
-        "usable_apis": len({r["api"] for r in usable_rules}),
-        "apis_precise": len({r["api"] for r in rules if (r["precision"] or 0) >= 0.9}),
+        "augmented_partial_ops": augmented_ops,
+        "augment_calls": len(augment_jobs),
+        "sampling_timeouts": len(late),
+        "templates": sum(res["templates"] for res in results),
         "reasons": dict(reasons.most_common(12)),
         "slowest": [f"{r['api']}({r['signature'][:40]}): {r.get('seconds', 0):.1f} s" for r in slow],
         "errors": [res["error"] for res in results if "error" in res][:5],

@@ -2,7 +2,8 @@
 
 Per template (see :mod:`rules.infer.group`):
 
-1. the valid records must have one output structure (one tensor, or a fixed tuple);
+1. the valid records must have one output structure (one tensor, or a fixed tuple), and
+   there must be ``min_valid`` of them, unless the template has tensors and no symbols;
 2. about 20% of the valid and of the invalid records are held out (chosen by their
    fingerprints, so the split is the same on every run);
 3. shape rules from the training valid records (:mod:`rules.infer.shapes`);
@@ -26,6 +27,7 @@ import random
 import time
 from dataclasses import dataclass
 from itertools import combinations
+from typing import Iterator
 
 import numpy as np
 
@@ -49,8 +51,11 @@ class Outcome:
     heldout_total: int = 0
 
 
-def _held(o: Obs) -> bool:
-    return int(o.record.fingerprint[:8] or "0", 16) % 5 == 0
+FOLDS = 3  # held-out folds tried in turn (of 5), see infer_template
+
+
+def _held(o: Obs, fold: int = 0) -> bool:
+    return int(o.record.fingerprint[:8] or "0", 16) % 5 == fold
 
 
 def _matrix(obs: list[Obs], n: int) -> np.ndarray:
@@ -151,6 +156,24 @@ def untested_equalities(t: Template, valid: list[Obs], invalid: list[Obs]) -> li
 
 
 def infer_template(t: Template, deadline: float, min_valid: int = 2) -> Outcome:
+    """The template's rule, validated on held-out records. When a held-out valid record
+    breaks the rule (a constraint the few training records happened to satisfy), the
+    constraint search runs again with disjunctions tried before the larger single
+    predicates, and then both orders with the next fold held out, so that the records
+    which showed the mistake are learned from and the new rule is still judged on
+    records it never saw (at most ``FOLDS`` folds; precision sampling checks the final
+    rule afresh)."""
+    out = None
+    for fold in range(FOLDS):
+        for disjunctions_after in (3, 1):
+            if out is not None and (time.monotonic() > deadline or not out.reason.startswith(
+                    ("held-out valid record breaks", "shape wrong on a held-out"))):
+                return out
+            out = _infer_fold(t, deadline, min_valid, fold, disjunctions_after)
+    return out
+
+
+def _infer_fold(t: Template, deadline: float, min_valid: int, fold: int, disjunctions_after: int = 3) -> Outcome:
     valid = t.valid
     if not valid:
         return Outcome(None, "no valid records")
@@ -160,12 +183,14 @@ def infer_template(t: Template, deadline: float, min_valid: int = 2) -> Outcome:
     if len(forms) != 1:
         return Outcome(None, "output structure varies")
     form, out_ranks = next(iter(forms))
-    held_v = [o for o in valid if _held(o)] if len(valid) >= 5 else []
-    train_v = [o for o in valid if not (len(valid) >= 5 and _held(o))]
+    held_v = [o for o in valid if _held(o, fold)] if len(valid) >= 5 else []
+    train_v = [o for o in valid if not (len(valid) >= 5 and _held(o, fold))]
     invalid = t.invalid
-    held_i = [o for o in invalid if _held(o)] if len(invalid) >= 5 else []
-    train_i = [o for o in invalid if not (len(invalid) >= 5 and _held(o))]
-    if len(train_v) < min_valid:
+    held_i = [o for o in invalid if _held(o, fold)] if len(invalid) >= 5 else []
+    train_i = [o for o in invalid if not (len(invalid) >= 5 and _held(o, fold))]
+    if len(train_v) < min_valid and (t.symbols or not t.slots):
+        # A template without symbols has one instance (its tensors are scalars): one valid
+        # record is all there is to see. (Without tensors either it is a constant.)
         return Outcome(None, f"fewer than {min_valid} valid records")
     n = len(t.symbols)
     dtype_table: dict[tuple, tuple] = {}
@@ -213,7 +238,7 @@ def infer_template(t: Template, deadline: float, min_valid: int = 2) -> Outcome:
             extra += [("%", d[1], d[2]) for e in list(extra) for d in _floordivs(e)]  # exact divisions
             preds, left = infer_constraints(X, t.symbols, vmask, ~vmask, extra,
                                             [s for s in t.symbols if s not in t.attr_symbols], t.attr_symbols, deadline,
-                                            derived=derived)
+                                            derived=derived, disjunctions_after=disjunctions_after)
             if left:
                 return Outcome(None, f"{left} invalid records not rejected" if time.monotonic() < deadline
                                else "time limit (constraints)")
@@ -271,7 +296,7 @@ def infer_template(t: Template, deadline: float, min_valid: int = 2) -> Outcome:
         "outputs": {"form": form, "shapes": [[to_str(e) for e in s] for s in shapes]},
         "constraints": [pred_to_str(p) for p in preds],
         "evidence": {"valid": len(train_v), "invalid": len(cover), "heldout_valid": len(held_v),
-                     "heldout_invalid": len(held_i), "dtype_rejected": dtype_rejected,
+                     "heldout_invalid": len(held_i), "heldout_checked": total, "dtype_rejected": dtype_rejected,
                      "value_dependent": value_dependent},
         "heldout_accuracy": round(right / total, 4) if total else None,
         "precision": None,
@@ -304,20 +329,26 @@ def _fill(node, in_types, attrs, tensors_meta):
 
 def sample_calls(rule: dict, framework: str, n: int, seed: int = 0) -> list[dict]:
     """Up to ``n`` calls drawn from the rule: {"args", "kwargs", "expect": [[shape, dtype], ...]}."""
+    return list(iter_sample_calls(rule, framework, n, seed))
+
+
+def iter_sample_calls(rule: dict, framework: str, n: int, seed: int = 0) -> Iterator[dict]:
+    """``sample_calls`` one call at a time, so that a caller that bounds the time (z3 can
+    take long on a rule, and each instance is a solver run) keeps the calls made so far."""
     from rules.inferred import InferredSpec
     from rules.solve import Bounds, instantiate
 
     spec = InferredSpec(rule, framework)
     if not spec.table:
-        return []  # only dtypes the generator never makes (complex ...): no precision
+        return  # only dtypes the generator never makes (complex ...): no precision
     ranks = spec.ranks
     bounds = Bounds(max_rank=max([4, *ranks]), max_dim=64, max_elements=4096)
     rng = random.Random(f"{seed}/{rule['id']}")
-    calls: list[dict] = []
+    made = 0
     seen: set[str] = set()
     tpl = rule["template"]
     for _ in range(n * 2):
-        if len(calls) >= n:
+        if made >= n:
             break
         try:
             inst = instantiate(spec, framework, rng, bounds, timeout_ms=2000)
@@ -331,5 +362,5 @@ def sample_calls(rule: dict, framework: str, n: int, seed: int = 0) -> list[dict
         if key in seen:
             continue
         seen.add(key)
-        calls.append({"args": args, "kwargs": kwargs, "expect": [[list(o.shape), o.dtype] for o in inst.out_types]})
-    return calls
+        made += 1
+        yield {"args": args, "kwargs": kwargs, "expect": [[list(o.shape), o.dtype] for o in inst.out_types]}
