@@ -203,10 +203,40 @@ def _solve(cons: list[z3.BoolRef], unknowns: list[tuple[z3.ArithRef, int]], rng:
     free += [z3.Int(d.name()) for d in sorted(s.model().decls(), key=lambda d: d.name())
              if d.arity() == 0 and d.range() == z3.IntSort() and d.name() not in named]
     for var in free:
-        best = s.model().eval(var, model_completion=True)
-        while s.check(*pins, var < best) == z3.sat:
-            best = s.model().eval(var, model_completion=True)
-        pins.append(var == best)
+        least = _least_value(s, pins, var, s.model().eval(var, model_completion=True).as_long())
+        if least is None:
+            return False
+        pins.append(var == least)
         if s.check(*pins) != z3.sat:
             return False
     return s.model()
+
+
+def _least_value(s: z3.Solver, pins: list[z3.BoolRef], var: z3.ArithRef, feasible: int) -> int | None:
+    """The smallest value of ``var`` under ``pins`` (``feasible`` is one value it can
+    take), by galloping down then bisecting: O(log range) checks, where stepping down one
+    model at a time could take millions (an attribute whose range spans the int32s). None
+    when unbounded below within 2**62 or when z3 gives up."""
+    def below(t: int) -> bool | None:  # some value <= t?
+        r = s.check(*pins, var <= t)
+        return None if r == z3.unknown else r == z3.sat
+
+    hi, step = feasible, 1  # invariant: some value <= hi
+    while True:
+        t = hi - step
+        r = below(t)
+        if r is None:
+            return None
+        if not r:
+            lo = t  # no value <= lo
+            break
+        hi, step = t, step * 2
+        if step > 2 ** 62:
+            return None
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        r = below(mid)
+        if r is None:
+            return None
+        hi, lo = (mid, lo) if r else (hi, mid)
+    return hi

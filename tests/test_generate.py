@@ -95,3 +95,24 @@ def test_cross_framework_specs_keep_to_common_dtypes():
     assert ("bool",) not in amax.dtype_options("torch")
     for s in both:
         assert set(s.dtype_options("torch")) <= set(SPECS[s.id].dtype_options("tensorflow"))
+
+
+def test_pinning_a_free_value_takes_few_checks_even_over_the_int32_range():
+    import z3
+
+    from rules.solve import _least_value
+
+    x = z3.Int("x")
+    s = z3.Solver()
+    s.add(x >= -(2 ** 31), x <= 2 ** 31, x % 7 == 3)
+    assert s.check() == z3.sat
+    checks = []
+    real_check = s.check
+    s.check = lambda *a: checks.append(a) or real_check(*a)
+    least = next(v for v in range(-(2 ** 31), 0) if v % 7 == 3)
+    assert _least_value(s, [], x, 2 ** 31 - 3) == least
+    assert len(checks) < 80
+    s.check = real_check
+    unbounded = z3.Solver()
+    unbounded.add(x <= 5)
+    assert _least_value(unbounded, [], x, 5) is None
