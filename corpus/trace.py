@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 SCHEMA_VERSION = 1
-SOURCES = ("opinfo", "doctest", "script", "mutation")
+SOURCES = ("opinfo", "doctest", "script", "mutation", "probe")
 MAX_LIST = 64  # longer Python lists are summarized, not stored element by element
 MAX_REPR = 160
 

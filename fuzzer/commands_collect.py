@@ -1,6 +1,6 @@
 """The ``collect`` and ``corpus`` commands: API-trace collection and the corpus store.
 
-    dlfuzz collect --framework torch|tensorflow --source opinfo|doctest|mutate|script:COMMAND --db FILE
+    dlfuzz collect --framework torch|tensorflow --source opinfo|doctest|mutate|probe|script:COMMAND --db FILE
                    [--time LIMIT] [--json] [--ops NAMES] [--workers N] ...
     dlfuzz corpus stats --db FILE [--json]
     dlfuzz corpus export --db FILE --out X.jsonl [--framework F]
@@ -43,16 +43,16 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("collect", help="collect API traces into a corpus (SQLite)")
     p.add_argument("--framework", choices=FRAMEWORK_CHOICES, required=True)
     p.add_argument("--source", required=True,
-                   help="opinfo (torch), doctest, mutate, or script:COMMAND (a .py file, 'python -m M ...', 'pytest ...')")
+                   help="opinfo (torch), doctest, mutate, probe (tensorflow), or script:COMMAND (a .py file, 'python -m M ...', 'pytest ...')")
     p.add_argument("--db", required=True, help="corpus file; created if new, resumed if it exists")
     p.add_argument("--time", type=_duration, help="time limit, e.g. 90s, 10m (default: run to the end)")
     p.add_argument("--ops", help="comma-separated op/API names to restrict the source to")
     p.add_argument("--samples", type=positive_int, default=12, help="opinfo: samples per op and dtype (default 12)")
     p.add_argument("--no-modules", action="store_true", help="opinfo: skip module_db")
-    p.add_argument("--workers", type=positive_int, default=1, help="mutate: sandbox worker processes (default 1)")
+    p.add_argument("--workers", type=positive_int, default=1, help="mutate, probe: sandbox worker processes (default 1)")
     p.add_argument("--op-time", type=_positive_float, default=30.0,
                    help="mutate: most seconds per partial operator (default 30, shared fairly under --time)")
-    p.add_argument("--call-timeout", type=_positive_float, default=10.0, help="mutate: seconds per call (default 10)")
+    p.add_argument("--call-timeout", type=_positive_float, default=10.0, help="mutate, probe: seconds per call (default 10)")
     p.add_argument("--unit-timeout", type=_positive_float, default=120.0,
                    help="opinfo/doctest: seconds per op or docstring before it counts as a hang (default 120)")
     p.add_argument("--verbose", action="store_true", help="show the collection's own messages on stderr")

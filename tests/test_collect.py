@@ -334,3 +334,71 @@ def test_full_opinfo_and_doctest_collection(tmp_path):
     with CorpusStore(db) as store:
         stats = store.stats()["frameworks"]["torch"]
     assert stats["apis"] >= 600 and stats["valid"] >= 10000
+
+
+# -- the probe source (tensorflow) ----------------------------------------------------------
+
+
+def test_synthesized_calls_follow_the_signature_and_the_seed():
+    import inspect
+    import random
+
+    from corpus.collect import synth
+
+    def f(x, y, axis=None, keepdims=False, name=None):  # the shape of a tf.math binary op
+        pass
+
+    t = synth.target("m.f", inspect.signature(f))
+    assert t.positional == ("x", "y") and t.tensors == ("x", "y")
+    assert dict(t.optional) == {"axis": None, "keepdims": False}
+    first = synth.first_calls(t, random.Random(0))
+    assert [c.call() for c in first] == [c.call() for c in synth.first_calls(t, random.Random(0))]
+    assert [c.call() for c in first] != [c.call() for c in synth.first_calls(t, random.Random(1))]
+    calls = [c.call() for c in first]
+    assert all(len(args) == 2 and kwargs == {} for args, kwargs in calls)
+    assert {len(args[0]["shape"]) for args, _ in calls} == {0, 1, 2, 3, 4, 5}
+    assert {args[0]["dtype"] for args, _ in calls} == {"float32", "int32", "bool"}
+    matmul = [c for c in first if c.plan == "matmul"]
+    assert matmul and all(c.shapes[0][-1] == c.shapes[1][-2] for c in matmul)
+    more = synth.variants(first[:3], random.Random(0))
+    extras = [c.extra for c in more if c.extra]
+    assert {"axis": -1} in extras and {"keepdims": True} in extras
+    assert {c.dtype for c in more} >= {"float64", "int64", "bool"}
+    assert synth.target("m.g", inspect.signature(lambda axis, name=None: None)) is None  # no tensor: not probed
+
+
+def test_probe_source_is_tensorflow_only(tmp_path):
+    out = run_cli("collect", "--framework", "torch", "--source", "probe", "--db", str(tmp_path / "c.db"))
+    assert out.returncode == 2 and "tensorflow" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.tensorflow
+def test_probe_source_gives_valid_and_invalid_records(tmp_path):
+    import numpy as np
+
+    db = tmp_path / "c.db"
+    args = ("collect", "--framework", "tensorflow", "--source", "probe", "--db", str(db),
+            "--ops", "tf.math.add,matmul,tf.random.normal", "--json")
+    out = run_cli(*args)
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    assert summary["details"]["apis"] == 2 and summary["details"]["apis_done"] == 2  # random functions: never probed
+    with CorpusStore(db) as store:
+        recs = list(store.records(framework="tensorflow"))
+        progress = store.progress("tensorflow", "probe")
+    assert {r.api for r in recs} == {"tf.math.add", "tf.linalg.matmul"} and {r.source for r in recs} == {"probe"}
+    add = [r for r in recs if r.api == "tf.math.add"]
+    good = [r for r in add if r.ok]
+    assert len(good) >= 20 and {len(r.args[0]["shape"]) for r in good} >= {0, 1, 2, 3, 4}
+    for r in good:  # the recorded output is the broadcast of the inputs
+        assert r.outputs["shape"] == list(np.broadcast_shapes(*(tuple(a["shape"]) for a in r.args)))
+        assert r.outputs["dtype"] == r.args[0]["dtype"]
+    bad = [r for r in add if not r.ok]
+    assert any("Incompatible shapes" in r.error for r in bad) and any("of bool is not" in r.error for r in bad)
+    assert all("Incompatible shapes" in r.error or "of bool is not" in r.error for r in bad)
+    matmul = [r for r in recs if r.api == "tf.linalg.matmul" and r.ok and len(r.args[0]["shape"]) == 2]
+    assert matmul and all(r.outputs["shape"] == [r.args[0]["shape"][0], r.args[1]["shape"][1]] for r in matmul)
+    assert any(not r.ok for r in recs if r.api == "tf.linalg.matmul")
+    assert set(progress) == {"tf.math.add", "tf.linalg.matmul"} and all(s == "done" for s, _ in progress.values())
+    again = run_cli(*args)  # resumed: everything is done
+    assert again.returncode == 0 and json.loads(again.stdout.strip().splitlines()[-1])["new_records"] == 0

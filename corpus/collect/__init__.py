@@ -7,6 +7,8 @@
 - ``script.py``: any Python script or pytest command run under the tracer in a child.
 - ``mutate.py`` + ``pool.py`` + ``worker.py``: NeuRI's augmentation, re-executing mutated
   calls in a pool of sandbox workers.
+- ``probe.py`` + ``synth.py``: TensorFlow's public functions called, in the same pool,
+  with calls built from their signatures (functions no docstring example calls).
 - ``runner.py``: ``collect()``, the one entry point the CLI uses.
 
 Nothing here imports a framework at import time; a torch-only collection never imports
@@ -18,7 +20,7 @@ from __future__ import annotations
 import importlib
 
 FRAMEWORKS = ("torch", "tensorflow")
-SOURCES = ("opinfo", "doctest", "mutate", "script")
+SOURCES = ("opinfo", "doctest", "mutate", "probe", "script")
 
 
 def adapter(framework: str):

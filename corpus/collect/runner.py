@@ -2,8 +2,9 @@
 
 The in-process sources (``opinfo``, ``doctest``) run in a supervised child (``child.py``):
 when it dies (a crash in native code, a hang stopped by its watchdog) it is restarted and
-skips, through the progress table, what is done and what failed; ``mutate`` runs here
-with its worker pool; ``script:COMMAND`` runs COMMAND in a traced child. Every source
+skips, through the progress table, what is done and what failed; ``mutate`` and
+``probe`` (TensorFlow's public functions called from their signatures) run here with
+their worker pool; ``script:COMMAND`` runs COMMAND in a traced child. Every source
 stops cleanly at the deadline and keeps what it wrote.
 """
 
@@ -121,6 +122,14 @@ def collect(framework: str, source: str, db: str, time_limit: float | None = Non
 
             figures = mutate.run(store, framework, deadline, workers=workers, op_time=op_time, call_timeout=call_timeout,
                                  only=set(only) if only else None, log=log if verbose else None).to_json()
+        elif source == "probe":
+            if framework != "tensorflow":
+                raise CollectError("the probe source calls TensorFlow's public functions: use it with "
+                                   "--framework tensorflow")
+            from corpus.collect import probe
+
+            figures = probe.run(store, framework, deadline, workers=workers, call_timeout=call_timeout,
+                                only=set(only) if only else None, log=log if verbose else None).to_json()
         elif source.startswith("script:"):
             from corpus.collect import script
 
@@ -129,7 +138,7 @@ def collect(framework: str, source: str, db: str, time_limit: float | None = Non
             except script.ScriptCommandError as e:
                 raise CollectError(str(e)) from None
         else:
-            raise CollectError(f"unknown source {source!r}; expected opinfo, doctest, mutate or script:COMMAND")
+            raise CollectError(f"unknown source {source!r}; expected opinfo, doctest, mutate, probe or script:COMMAND")
         n1, v1 = _counts(store, framework)
     finally:
         store.close()

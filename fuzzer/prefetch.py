@@ -1,0 +1,86 @@
+"""Generate models ahead of the sandbox, in a background thread.
+
+A campaign's parent process generates every model and searches its values (eager runs
+of small tensors: ~0.2-0.3 s a model), while its workers compile and run cases in
+other processes. Done in line, generation and checking take turns: with one worker and
+batches of 8, the worker idles ~2 s of every ~18 while the parent draws the next batch.
+A thread that keeps a few models ready overlaps the two. The parent's main thread
+spends its time blocked on the workers' pipes (no GIL held), so the thread gets a core
+of its own on a 2-core machine.
+
+Models are made strictly in index order by one thread, so a seed gives the same models
+whether or not they were prefetched. Models still queued when the campaign stops were
+never counted: ``campaign.json``'s ``next_index`` only moves past models the campaign
+has taken, so a resumed campaign regenerates them (generation is a pure function of
+seed and index).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from typing import Callable, Generic, TypeVar
+
+T = TypeVar("T")
+
+_STOP_POLL_S = 0.2
+
+
+class Prefetcher(Generic[T]):
+    """``make(index)`` for index = start, start+1, ... in a thread, ``depth`` ahead.
+
+    ``take()`` returns ``(index, item)`` in index order and re-raises, in the caller's
+    thread, an exception that ``make`` raised (a fault of dlfuzz, never hidden).
+    """
+
+    def __init__(self, make: Callable[[int], T], start: int, depth: int) -> None:
+        if depth < 1:
+            raise ValueError("depth must be at least 1")
+        self._make = make
+        self._next = start
+        self._queue: queue.Queue[tuple[int, T | None, BaseException | None]] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="dlfuzz-prefetch", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            index = self._next
+            try:
+                item: T | None = self._make(index)
+                error: BaseException | None = None
+            except BaseException as e:  # noqa: BLE001 - handed to the consumer, which re-raises
+                item, error = None, e
+            self._next += 1
+            while not self._stop.is_set():
+                try:
+                    self._queue.put((index, item, error), timeout=_STOP_POLL_S)
+                    break
+                except queue.Full:
+                    continue
+            if error is not None:
+                return
+
+    def take(self) -> tuple[int, T]:
+        index, item, error = self._queue.get()
+        if error is not None:
+            self.close()
+            raise error
+        return index, item  # type: ignore[return-value]
+
+    def close(self, timeout_s: float = 30.0) -> None:
+        """Stop generating; items still queued are dropped (never counted)."""
+        self._stop.set()
+        try:
+            while True:
+                self._queue.get_nowait()
+        except queue.Empty:
+            pass
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout_s)
+
+    def __enter__(self) -> "Prefetcher[T]":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
