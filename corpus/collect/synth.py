@@ -9,7 +9,8 @@ with a handful of sensible values. A synthesized call is therefore:
 - a *plan*, how the shapes of the required tensor parameters relate: all the same,
   broadcast, a scalar or a vector of the last dimension next to a tensor, matmul-like,
   square matrices, channels-last images, a convolution's input and filter; at a rank;
-- a dtype for the tensors (parameters named like indices get int32);
+- a dtype for the tensors (parameters named like indices get int32); parameters named
+  like lists (``add_n(inputs)``, ``stack(values)``) also get lists of two or three;
 - a value for each required attribute, from a table keyed by the parameter's name
   (rank-aware where it must be: ``perm``, ``multiples``, ``paddings``).
 
@@ -32,7 +33,8 @@ from typing import Any, Callable
 
 FIRST_DTYPES = ("float32", "int32", "bool")
 VARIANT_DTYPES = ("float32", "float64", "float16", "bfloat16", "int32", "int64", "int8", "uint8", "bool")
-INDEX_NAMES = frozenset({"indices", "segment_ids", "partitions", "ids", "positions", "box_indices", "perm"})
+INDEX_NAMES = frozenset({"indices", "segment_ids", "partitions", "ids", "positions", "box_indices"})
+LIST_NAMES = frozenset({"inputs", "values", "t_list", "tensors"})  # may take a list of tensors (add_n, stack)
 MAX_FIRST = 48
 MAX_VARIANTS = 72
 MAX_BASES = 6
@@ -154,6 +156,7 @@ class Candidate:
     dtype: str
     attrs: dict[str, Any] = field(default_factory=dict)  # required attributes
     extra: dict[str, Any] = field(default_factory=dict)  # optional attributes set
+    listed: int = 0  # > 0: a LIST_NAMES parameter gets a list of this many tensors of its shape
 
     def call(self) -> tuple[list, dict]:
         """The encoded call: required parameters positionally (keyword-only ones by name),
@@ -163,7 +166,8 @@ class Candidate:
         def value(name: str) -> Any:
             if name in tensors:
                 dt = "int32" if name in INDEX_NAMES else self.dtype
-                return {"shape": list(tensors[name]), "dtype": dt}
+                marker = {"shape": list(tensors[name]), "dtype": dt}
+                return [dict(marker) for _ in range(self.listed)] if self.listed and name in LIST_NAMES else marker
             return self.attrs[name]
 
         args = [value(p) for p in self.target.positional]
@@ -255,6 +259,12 @@ def first_calls(t: Target, rng) -> list[Candidate]:
             shapes = shapes_for("same", k, rank, rng)
             out.append(Candidate(t, "same", rank, shapes, dtype, _attrs(t, shapes[0], i)))
             i += 1
+    if set(t.tensors) & LIST_NAMES:  # add_n([a, b]), stack([a, b, c])
+        for n in (2, 3):
+            for rank, dtype in ((0, "float32"), (1, "float32"), (2, "float32"), (3, "float32"), (2, "int32")):
+                shapes = shapes_for("same", k, rank, rng)
+                out.append(Candidate(t, "same", rank, shapes, dtype, _attrs(t, shapes[0], i), listed=n))
+                i += 1
     widest = max((len(ATTRS[p]([1, 1, 1, 1])) for p in t.required if p in ATTRS), default=1)
     for j in range(1, widest):  # each value of each required attribute, on common plans
         for plan, rank in (("same", 2), ("same", 4), ("conv", 4), ("image", 4)):
@@ -271,7 +281,7 @@ def variants(valid: list[Candidate], rng) -> list[Candidate]:
     bases: dict[tuple, Candidate] = {}
     for c in valid:
         if not c.extra:
-            bases.setdefault((c.plan, c.rank, c.dtype == "float32"), c)
+            bases.setdefault((c.plan, c.rank, c.dtype == "float32", c.listed), c)
     per_base: list[list[Candidate]] = []
     for c in list(bases.values())[:MAX_BASES]:
         t, out = c.target, []
