@@ -30,8 +30,26 @@ _NORMALIZERS = [
 ]
 
 
+# C++ compiler errors name the types of the operands (``VecMask<float, 1>&``): the same
+# missing overload met at other dtypes is one bug. A quoted call keeps only its function
+# name, template arguments collapse (innermost first, for nesting).
+_CPP_CALL = re.compile(r"([‘'`])([A-Za-z_][\w:]*)\([^‘’'`]*\)([’'`])")
+_TEMPLATE_ARGS = re.compile(r"\b([A-Za-z_]\w*)<[^<>]*>")
+
+
+def _collapse_cpp_types(text: str) -> str:
+    text = _CPP_CALL.sub(r"\1\2(?)\3", text)
+    while True:
+        collapsed = _TEMPLATE_ARGS.sub(r"\1<?>", text)
+        if collapsed == text:
+            return text
+        text = collapsed.replace("<<?>>", "<?>")
+
+
 def normalize_message(message: str) -> str:
     text = message.strip().splitlines()[0] if message.strip() else ""
+    if "C++" in text or "CppCompileError" in text:
+        text = _collapse_cpp_types(text)
     for pattern, repl in _NORMALIZERS:
         text = pattern.sub(repl, text)
     return text[:300]
