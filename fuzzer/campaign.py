@@ -7,7 +7,8 @@ resumes from ``campaign.json`` with the same ``--out``: counts continue, no case
 is checked twice, nothing found is lost.
 
 Generation and value search run in this process (eager runs of our own generated
-models); every backend under test runs in the sandbox's worker processes.
+models), a few models ahead in a background thread (``fuzzer.prefetch``); every backend
+under test runs in the sandbox's worker processes.
 
 After the loop, each new bug is reduced in place (``reports.reduce``, ``--reduce-time``
 seconds each; see ``_reduce_bugs``); known bugs (``--ignore``) are only counted.
@@ -28,6 +29,7 @@ from corpus.batch import merge_cases
 from corpus.case import Case, write_atomic
 from fuzzer.generate import GenConfig, Generator, common_dtype_specs
 from fuzzer.models import make_model
+from fuzzer.prefetch import Prefetcher
 from reports.bugs import BugStore, signature_of
 from reports.known import KnownIssues
 from reports.localize import culprit_from_probe, probe_case
@@ -206,10 +208,9 @@ def run_campaign(cfg: CampaignConfig, progress: Callable[[CampaignState], None] 
         nonlocal generated
         members, indices = [], []
         while len(members) < cfg.batch and budget_left():
-            index = state.next_index
-            state.next_index += 1
+            index, model = prefetch.take()
+            state.next_index = index + 1
             generated += 1
-            model = make_model(generator, spec_map, cfg.seed, index)
             if model.valid:
                 members.append(model.case)
                 indices.append(index)
@@ -247,8 +248,10 @@ def run_campaign(cfg: CampaignConfig, progress: Callable[[CampaignState], None] 
             state.bugs_by_kind[verdict.status] = state.bugs_by_kind.get(verdict.status, 0) + 1
 
     save()
-    with Sandbox(cfg.backends, timeout_s=cfg.timeout_s * max(1, cfg.batch // 2), workers=cfg.workers,
-                 specs=spec_map if set(cfg.ops) - {"spec"} else None) as sandbox:
+    prefetch = Prefetcher(lambda index: make_model(generator, spec_map, cfg.seed, index), state.next_index,
+                          depth=cfg.batch * (cfg.workers + 1))
+    with prefetch, Sandbox(cfg.backends, timeout_s=cfg.timeout_s * max(1, cfg.batch // 2), workers=cfg.workers,
+                           specs=spec_map if set(cfg.ops) - {"spec"} else None) as sandbox:
         for case, result in sandbox.check_many(work()):
             job = jobs.pop(id(case))
             if job.kind == "batch":
@@ -275,6 +278,7 @@ def run_campaign(cfg: CampaignConfig, progress: Callable[[CampaignState], None] 
             save()
             if progress is not None:
                 progress(state)
+        prefetch.close()  # reduction below runs models of its own
         if cfg.reduce_s > 0:
             _reduce_bugs(store, sandbox, cfg, progress is not None)
     state.timeline.append([round(base_seconds + time.monotonic() - start, 1), state.cases, state.bugs])

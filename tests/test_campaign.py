@@ -41,3 +41,97 @@ def test_mismatches_in_two_members_leave_a_single_rest():
     nxt = split_failed_batch(job, result(Verdict("torch.compile", "mismatch", "run", output=a),
                                          Verdict("torch.jit", "mismatch", "run", output=b)))
     assert [(j.kind, j.indices) for _, j in nxt] == [("single", [100]), ("single", [102]), ("single", [101])]
+
+
+# ---- end to end: planted faults, kill -9 and resume, replay, repro.py ------------------------
+
+import json  # noqa: E402
+import os  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+PLANTED = "torch.compile:tests.planted_backends:"
+FAULTS = {PLANTED + "raises_on_exp": "crash", PLANTED + "aborts_on_sin": "abort", PLANTED + "hangs_on_tanh": "timeout"}
+
+
+def bug_folders(out: Path) -> dict[str, dict]:
+    return {p.parent.name: json.loads(p.read_text()) for p in (out / "bugs").glob("*/bug.json")}
+
+
+@pytest.mark.slow
+def test_one_campaign_finds_a_crash_an_abort_and_a_hang_and_reports_each_once(tmp_path):
+    from fuzzer.campaign import CampaignConfig, run_campaign
+
+    backends = ["torch.eager", *FAULTS]
+    # seed 37: of the first 16 models, two have exp, two sin and two tanh
+    cfg = CampaignConfig(backends, tmp_path, time_s=600, seed=37, max_nodes=10, max_cases=16, timeout_s=5,
+                         reduce_s=0, ops=("spec",))
+    state = run_campaign(cfg)
+    found = {(b["backends"][-1], b["kind"]) for b in bug_folders(tmp_path).values()}
+    assert found == set(FAULTS.items())
+    assert state.bugs == 3 and state.sightings > 3  # each fault seen in several cases, reported once
+    assert state.bugs_by_kind == {"crash": 1, "abort": 1, "timeout": 1}
+
+
+def fuzz_cmd(out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "fuzzer", "fuzz", "--backends", "torch.eager," + PLANTED + "wrong_add",
+            "--seed", "4", "--max-nodes", "6", "--ops", "spec", "--reduce-time", "0", "--out", str(out), *extra]
+
+
+def test_a_campaign_killed_with_sigkill_resumes_where_it_stopped_and_keeps_its_bugs(tmp_path):
+    out = tmp_path / "c"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen(fuzz_cmd(out, "--time", "10m"), cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 240
+    try:
+        while time.monotonic() < deadline:  # until the planted bug is on disk and a few more cases are done
+            state = json.loads((out / "campaign.json").read_text()) if (out / "campaign.json").exists() else {}
+            if state.get("bugs", 0) >= 1 and state.get("cases", 0) >= 12:
+                break
+            time.sleep(0.5)
+        else:
+            pytest.fail("the campaign found nothing within 240 s")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the campaign and its sandbox workers, without warning
+        proc.wait()
+    before = json.loads((out / "campaign.json").read_text())
+    bugs_before = bug_folders(out)
+    assert before["bugs"] == len(bugs_before) >= 1
+    for name in bugs_before:
+        for f in ("case.json", "program.py", "repro.py", "report.md"):
+            assert (out / "bugs" / name / f).stat().st_size > 0
+
+    done = subprocess.run(fuzz_cmd(out, "--time", "10m", "--max-cases", "4", "--json"), cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    after = json.loads(done.stdout.strip().splitlines()[-1])
+    assert after["cases"] >= before["cases"] + 4 and after["seconds"] > before["seconds"]
+    assert after["bugs"] >= before["bugs"] and set(bug_folders(out)) >= set(bugs_before)
+    state = json.loads((out / "campaign.json").read_text())
+    assert state["next_index"] >= before["next_index"] + 4
+
+    mismatched = subprocess.run(fuzz_cmd(out, "--time", "1m") + ["--seed", "5"], cwd=ROOT, env=env,
+                                capture_output=True, text=True, timeout=120)
+    assert mismatched.returncode == 2 and "resume it with the same options" in mismatched.stderr
+    assert len(mismatched.stderr.strip().splitlines()) == 1
+
+
+def test_replay_and_repro_say_whether_a_bug_is_still_there(tmp_path):
+    from tests.test_reduce import campaign
+
+    campaign(tmp_path, reduce_s=0)
+    [folder] = (tmp_path / "bugs").iterdir()
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    replay = subprocess.run([sys.executable, "-m", "fuzzer", "replay", str(folder)], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert replay.returncode == 1 and "STILL FAILS" in replay.stdout
+    repro = subprocess.run([sys.executable, str(folder / "repro.py")], cwd=ROOT, env=env,
+                           capture_output=True, text=True, timeout=300)
+    assert repro.returncode == 1, repro.stdout + repro.stderr
