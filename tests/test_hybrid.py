@@ -116,3 +116,14 @@ def test_concrete_specs_skip_records_the_template_cannot_fill(torch_rules):
     rule["samples"] = [rule["samples"][0], {"args": [], "kwargs": {}, "outputs": {"dtype": "float32", "shape": [1]}}]
     specs = concrete_specs("torch", [rule])
     assert [s.id for s in specs] == [rule["id"] + "/0"]
+
+
+def test_trial_run_rejects_an_instance_that_draws_random_numbers(torch_rules):
+    # sdpa's name does not say it is random, but with dropout_p > 0 it is: eager and a
+    # compiler draw different masks, which a campaign would report as wrong results
+    rule = _rule(torch_rules, "torch.nn.functional.scaled_dot_product_attention")
+    spec = InferredSpec(rule, "torch")
+    ins = [TensorType((2, 4, 8), "float32"), TensorType((2, 6, 8), "float32"), TensorType((2, 6, 3), "float32")]
+    out = [TensorType((2, 4, 3), "float32")]
+    assert trial_run(spec, "torch", ins, {"dropout_p": 0.0}, out, seed=0)
+    assert not trial_run(spec, "torch", ins, {"dropout_p": 0.5}, out, seed=0)
