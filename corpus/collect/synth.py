@@ -224,7 +224,7 @@ def shapes_for(plan: str, k: int, rank: int, rng) -> list[list[int]] | None:
 
 
 PLANS = {  # plan -> ranks tried first (float32)
-    "same": (0, 1, 2, 3, 4, 5),
+    "same": (0, 1, 2, 3, 4),
     "image": (3, 4),
     "bcast": (1, 2, 3, 4),
     "scalar": (1, 2, 3),
@@ -249,7 +249,7 @@ def first_calls(t: Target, rng) -> list[Candidate]:
     out: list[Candidate] = []
     i = 0
     for plan in plans:
-        for rank in PLANS[plan]:
+        for rank in PLANS[plan] + ((5,) if plan == "same" else ()):  # rank 5: 3-d pooling, 3-d convolution
             shapes = shapes_for(plan, k, rank, rng)
             if shapes is not None:
                 out.append(Candidate(t, plan, rank, shapes, "float32", _attrs(t, shapes[0], i)))
@@ -274,10 +274,18 @@ def first_calls(t: Target, rng) -> list[Candidate]:
     return out[:MAX_FIRST]
 
 
+def _redrawn(name: str, value: Any, old: list[int], new: list[int]) -> Any:
+    """A required attribute's value for new dimensions: the same choice of the table's,
+    recomputed where it depends on the shape (``perm``, ``multiples``, ``end``)."""
+    before = ATTRS[name](old)
+    return ATTRS[name](new)[before.index(value)] if value in before else value
+
+
 def variants(valid: list[Candidate], rng) -> list[Candidate]:
     """Neighbours of calls that ran: for up to MAX_BASES of them (one per plan and rank),
-    fresh dimensions (three times), every other dtype, the required attributes' other
-    values, and each optional attribute's values; at most MAX_VARIANTS, interleaved."""
+    fresh dimensions (four times), other dtypes (every one for the first base, four for
+    the others), the required attributes' other values, and each optional attribute's
+    values; at most MAX_VARIANTS, the bases interleaved."""
     bases: dict[tuple, Candidate] = {}
     for c in valid:
         if not c.extra:
@@ -286,13 +294,12 @@ def variants(valid: list[Candidate], rng) -> list[Candidate]:
     for c in list(bases.values())[:MAX_BASES]:
         t, out = c.target, []
         k = len(t.tensors)
-        for _ in range(3):
+        for _ in range(4):
             shapes = shapes_for(c.plan, k, c.rank, rng)
-            attrs = {p: (v if p not in ("perm", "multiples", "begin", "size", "end", "paddings", "shape",
-                                        "input_shape", "output_shape")
-                         else ATTRS[p](shapes[0])[0]) for p, v in c.attrs.items()}
-            out.append(replace(c, shapes=shapes, attrs=attrs))
-        out += [replace(c, dtype=dt) for dt in VARIANT_DTYPES if dt != c.dtype]
+            out.append(replace(c, shapes=shapes, attrs={p: _redrawn(p, v, c.shapes[0], shapes[0])
+                                                        for p, v in c.attrs.items()}))
+        others = [dt for dt in VARIANT_DTYPES if dt != c.dtype]
+        out += [replace(c, dtype=dt) for dt in (others if not per_base else rng.sample(others, 4))]
         for p, v in c.attrs.items():
             out += [replace(c, attrs={**c.attrs, p: alt}) for alt in ATTRS[p](c.shapes[0]) if alt != v]
         for p, default in t.optional:
