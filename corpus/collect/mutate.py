@@ -26,7 +26,6 @@ table once its mutations are all answered, so a resumed run goes on with the nex
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import random
 import time
@@ -201,7 +200,7 @@ def seed_groups(store: CorpusStore, framework: str, only: set[str] | None = None
 def run(store: CorpusStore, framework: str, deadline: float | None, workers: int = 1, op_time: float = 30.0,
         max_valid: int = 100, call_timeout: float = 10.0, only: set[str] | None = None, seed: int = 0,
         log: Callable[[str], None] | None = None) -> MutateStats:
-    from corpus.collect.pool import Task, WorkerPool
+    from corpus.collect.pool import Task, WorkerPool, call_digest, result_record, task_for
 
     stats = MutateStats()
     groups = seed_groups(store, framework, only)
@@ -241,13 +240,13 @@ def run(store: CorpusStore, framework: str, deadline: float | None, workers: int
                 args, kwargs = apply(base.args, base.kwargs, changes)
                 if not _numel_ok(args, kwargs):
                     continue
-                h = hashlib.sha1(json.dumps([st.api, args, kwargs], sort_keys=True).encode()).hexdigest()
+                h = call_digest(st.api, args, kwargs)
                 if h in seen:
                     continue
                 seen.add(h)
                 st.outstanding += 1
                 st.generated += 1
-                yield Task(st.api, args, kwargs, seed=int(h[:8], 16), meta=st)
+                yield task_for(st.api, args, kwargs, meta=st, digest=h)
             st.finished = True
             _maybe_done(st)
 
@@ -267,11 +266,8 @@ def run(store: CorpusStore, framework: str, deadline: float | None, workers: int
                 st.unusable = True
             elif res.status == "timeout":
                 stats.timeouts += 1
-            elif res.status in ("ok", "error", "crash"):
-                ok = res.status == "ok"
-                flagged = res.status == "crash"
-                rec = TraceRecord.make(task.api, framework, task.args, task.kwargs, res.outputs if ok else None, ok,
-                                       None if ok else res.error, "mutation", flagged)
+            elif (rec := result_record(task, res, framework, "mutation")) is not None:
+                ok, flagged = rec.ok, res.status == "crash"
                 writer(rec)
                 if ok:
                     st.valid += 1

@@ -9,6 +9,7 @@ dead worker never stops the pool: at worst its call is the one reported.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import select
@@ -37,6 +38,28 @@ class Result:
     error: str | None = None
     outputs: Any = None
     seconds: float = 0.0
+
+
+def call_digest(api: str, args: list, kwargs: dict) -> str:
+    """A call's fingerprint: the sources' dedup key; its first 32 bits seed the call."""
+    return hashlib.sha1(json.dumps([api, args, kwargs], sort_keys=True).encode()).hexdigest()
+
+
+def task_for(api: str, args: list, kwargs: dict, meta: Any = None, digest: str | None = None) -> Task:
+    digest = digest or call_digest(api, args, kwargs)
+    return Task(api, args, kwargs, seed=int(digest[:8], 16), meta=meta)
+
+
+def result_record(task: Task, res: Result, framework: str, source: str):
+    """The TraceRecord of an answered call (``ok``, ``error``, or ``crash``, which is
+    flagged); None for a timeout or an unusable call, which say nothing about the API."""
+    from corpus.trace import TraceRecord
+
+    if res.status not in ("ok", "error", "crash"):
+        return None
+    ok = res.status == "ok"
+    return TraceRecord.make(task.api, framework, task.args, task.kwargs, res.outputs if ok else None, ok,
+                            None if ok else res.error, source, res.status == "crash")
 
 
 @dataclass

@@ -26,9 +26,7 @@ so that restricting the run with ``--ops`` changes no call.
 
 from __future__ import annotations
 
-import hashlib
 import inspect
-import json
 import random
 import re
 from dataclasses import dataclass
@@ -36,7 +34,6 @@ from typing import Callable, Iterator
 
 from corpus.collect import synth
 from corpus.store import CorpusStore, RecordWriter
-from corpus.trace import TraceRecord
 
 SOURCE = "probe"
 NAMESPACES = ("tf", "tf.math", "tf.nn", "tf.linalg", "tf.signal", "tf.image", "tf.bitwise")
@@ -100,16 +97,17 @@ class ProbeStats:
         return dict(self.__dict__)
 
 
-def _task(pool_task, c: synth.Candidate, st: _ApiState):
+def _task(c: synth.Candidate, st: _ApiState):
+    from corpus.collect.pool import task_for
+
     args, kwargs = c.call()
-    h = hashlib.sha1(json.dumps([c.target.api, args, kwargs], sort_keys=True).encode()).hexdigest()
     st.outstanding += 1
-    return pool_task(c.target.api, args, kwargs, seed=int(h[:8], 16), meta=(st, c))
+    return task_for(c.target.api, args, kwargs, meta=(st, c))
 
 
 def run(store: CorpusStore, framework: str, deadline: float | None, workers: int = 1, call_timeout: float = 10.0,
         only: set[str] | None = None, seed: int = 0, log: Callable[[str], None] | None = None) -> ProbeStats:
-    from corpus.collect.pool import Task, WorkerPool
+    from corpus.collect.pool import Task, WorkerPool, result_record
 
     if framework != "tensorflow":
         raise ValueError("the probe source reads TensorFlow's public functions: use it with --framework tensorflow")
@@ -128,7 +126,7 @@ def run(store: CorpusStore, framework: str, deadline: float | None, workers: int
     def phase1() -> Iterator[Task]:
         for st in states:
             for c in synth.first_calls(st.target, st.rng):
-                yield _task(Task, c, st)
+                yield _task(c, st)
 
     def phase2() -> Iterator[Task]:
         for st in states:
@@ -136,7 +134,7 @@ def run(store: CorpusStore, framework: str, deadline: float | None, workers: int
             if st.valid:
                 stats.apis_valid += 1
                 for c in synth.variants(st.valid, st.rng):
-                    yield _task(Task, c, st)
+                    yield _task(c, st)
             st.finished = True
             if st.outstanding == 0:
                 done.append((framework, SOURCE, st.target.api, "done"))
@@ -151,10 +149,9 @@ def run(store: CorpusStore, framework: str, deadline: float | None, workers: int
                     stats.timeouts += 1
                 elif res.status == "unusable":
                     stats.unusable += 1
-                else:
-                    ok, flagged = res.status == "ok", res.status == "crash"
-                    writer(TraceRecord.make(task.api, framework, task.args, task.kwargs, res.outputs if ok else None,
-                                            ok, None if ok else res.error, SOURCE, flagged))
+                elif (rec := result_record(task, res, framework, SOURCE)) is not None:
+                    ok, flagged = rec.ok, res.status == "crash"
+                    writer(rec)
                     stats.valid += ok
                     stats.invalid += not ok
                     stats.flagged += flagged
