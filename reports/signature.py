@@ -32,18 +32,18 @@ _NORMALIZERS = [
 
 # C++ compiler errors name the types of the operands (``VecMask<float, 1>&``): the same
 # missing overload met at other dtypes is one bug. A quoted call keeps only its function
-# name, template arguments collapse (innermost first, for nesting).
+# name; template arguments collapse innermost first, each to a mark without angle
+# brackets so that the enclosing template matches next (``A<B<int>>`` -> ``A<?>``).
 _CPP_CALL = re.compile(r"([‘'`])([A-Za-z_][\w:]*)\([^‘’'`]*\)([’'`])")
-_TEMPLATE_ARGS = re.compile(r"\b([A-Za-z_]\w*)<[^<>]*>")
+_INNERMOST_TEMPLATE_ARGS = re.compile(r"\b([A-Za-z_]\w*)<[^<>]*>")
+_COLLAPSED = "\x00"
 
 
 def _collapse_cpp_types(text: str) -> str:
     text = _CPP_CALL.sub(r"\1\2(?)\3", text)
-    while True:
-        collapsed = _TEMPLATE_ARGS.sub(r"\1<?>", text)
-        if collapsed == text:
-            return text
-        text = collapsed.replace("<<?>>", "<?>")
+    while (collapsed := _INNERMOST_TEMPLATE_ARGS.sub(r"\1" + _COLLAPSED, text)) != text:
+        text = collapsed
+    return text.replace(_COLLAPSED, "<?>")
 
 
 def normalize_message(message: str) -> str:

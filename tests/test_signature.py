@@ -35,3 +35,9 @@ def test_kind_backend_and_stage_tell_bugs_apart():
     assert base.digest != sign("crash", "torch.compile", "run", "RuntimeError: boom", []).digest
     assert base.digest != sign("crash", "torch.jit", "compile", "RuntimeError: boom", []).digest
     assert sign("abort", "x", "compile", "SIGABRT", ["a"]).digest == sign("abort", "x", "compile", "SIGSEGV", ["b"]).digest
+
+
+def test_nested_template_arguments_collapse_whole():
+    a = normalize_message("CppCompileError: C++ compile error: no match for std::vector<std::pair<int, float>>")
+    b = normalize_message("CppCompileError: C++ compile error: no match for std::vector<double>")
+    assert a == b and a.endswith("std::vector<?>")
