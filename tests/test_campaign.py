@@ -1,6 +1,16 @@
-"""Campaign bookkeeping: what a failed batch turns into."""
+"""Campaigns: what a failed batch turns into; planted faults, kill -9 and resume, replay, end to end."""
 
 from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
 
 from fuzzer.campaign import _as_job, split_failed_batch
 from fuzzer.generate import GenConfig, Generator
@@ -44,16 +54,6 @@ def test_mismatches_in_two_members_leave_a_single_rest():
 
 
 # ---- end to end: planted faults, kill -9 and resume, replay, repro.py ------------------------
-
-import json  # noqa: E402
-import os  # noqa: E402
-import signal  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import pytest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 PLANTED = "torch.compile:tests.planted_backends:"
