@@ -73,16 +73,17 @@ class CampaignState:
     ops: dict[str, int] = field(default_factory=dict)  # operator -> valid cases using it
     timeline: list[list[float]] = field(default_factory=list)  # [seconds, cases, distinct bugs]
     ignored: int = 0  # sightings of known bugs (--ignore), not recorded
+    reduce_seconds: float = 0.0  # of ``seconds``, spent reducing new bugs after the loop
 
     def to_json(self) -> dict:
-        minutes = self.seconds / 60
+        minutes = (self.seconds - self.reduce_seconds) / 60  # the rate of checking, not of reducing
         return {
             "version": STATE_VERSION, "backends": self.backends, "seed": self.seed, "max_nodes": self.max_nodes,
             "next_index": self.next_index, "cases": self.cases, "valid": self.valid, "bugs": self.bugs,
             "sightings": self.sightings, "bugs_by_kind": self.bugs_by_kind, "seconds": round(self.seconds, 2),
             "cases_per_minute": round(self.cases / minutes, 2) if minutes > 0 else 0.0,
             "distinct_ops": len(self.ops), "ops": dict(sorted(self.ops.items())), "timeline": self.timeline,
-            "ignored": self.ignored,
+            "ignored": self.ignored, "reduce_seconds": round(self.reduce_seconds, 2),
         }
 
     @classmethod
@@ -91,7 +92,8 @@ class CampaignState:
             d = json.loads(path.read_text())
             return cls(list(d["backends"]), int(d["seed"]), int(d["max_nodes"]), int(d["next_index"]), int(d["cases"]),
                        int(d["valid"]), int(d["bugs"]), int(d.get("sightings", 0)), dict(d["bugs_by_kind"]),
-                       float(d["seconds"]), dict(d.get("ops", {})), list(d.get("timeline", [])), int(d.get("ignored", 0)))
+                       float(d["seconds"]), dict(d.get("ops", {})), list(d.get("timeline", [])), int(d.get("ignored", 0)),
+                       float(d.get("reduce_seconds", 0.0)))
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise CampaignError(f"{path} is not a readable dlfuzz campaign state ({type(e).__name__}: {e}); "
                                 f"move it away or choose another --out") from None
@@ -155,8 +157,13 @@ def split_failed_batch(job: _Job, result) -> list[tuple[Case, _Job]]:
 
     Wrong results name their output, and an output names its member: only those members
     are re-checked alone, the others go on together as one smaller batch (one compile,
-    not one each). A crash, abort or timeout of the whole batch names no member: each is
-    re-checked alone. Either way a bug is only ever reported on a single case.
+    not one each). An exception (or a member the reference rejects) names no member, but
+    it is cheap: the batch stops at the first failure, before most of the compile. Such a
+    batch is bisected, two halves that are split again while they fail, so that one bad
+    member among eight costs three clean compiles instead of seven. An abort or a timeout
+    is not cheap (a worker restart, the whole timeout), so each member of such a batch is
+    re-checked alone: one more abort or timeout, not one per bisection level. Either way
+    a bug is only ever reported on a single case.
     """
     bugs = list(result.bugs)
     if result.valid and bugs and job.owner is not None and \
@@ -167,6 +174,10 @@ def split_failed_batch(job: _Job, result) -> list[tuple[Case, _Job]]:
         if rest:
             out.append(_as_job([job.members[k] for k in rest], [job.indices[k] for k in rest]))
         return out
+    costly = any(v.status in ("abort", "timeout") for v in result.verdicts)
+    if not costly and len(job.members) > 2:
+        half = (len(job.members) + 1) // 2
+        return [_as_job(job.members[:half], job.indices[:half]), _as_job(job.members[half:], job.indices[half:])]
     return [_as_job([m], [i]) for m, i in zip(job.members, job.indices)]
 
 
@@ -280,7 +291,9 @@ def run_campaign(cfg: CampaignConfig, progress: Callable[[CampaignState], None] 
                 progress(state)
         prefetch.close()  # reduction below runs models of its own
         if cfg.reduce_s > 0:
+            reduce_start = time.monotonic()
             _reduce_bugs(store, sandbox, cfg, progress is not None)
+            state.reduce_seconds += time.monotonic() - reduce_start
     state.timeline.append([round(base_seconds + time.monotonic() - start, 1), state.cases, state.bugs])
     save()
     return state
@@ -315,6 +328,7 @@ def _reduce_bugs(store: BugStore, sandbox, cfg: CampaignConfig, verbose: bool) -
 
 
 def print_progress(state: CampaignState) -> None:
-    rate = state.cases / (state.seconds / 60) if state.seconds > 0 else 0.0
+    checking = state.seconds - state.reduce_seconds
+    rate = state.cases / (checking / 60) if checking > 0 else 0.0
     print(f"\rcases {state.cases}  valid {state.valid}  bugs {state.bugs}  {rate:.1f} cases/min  ",
           end="", file=sys.stderr, flush=True)

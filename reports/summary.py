@@ -2,6 +2,7 @@
 
 Both hold the campaign's figures, a table of its distinct bugs (kind, backends,
 operators, first seen, operator nodes when found and after reduction, how often seen),
+the bugs that likely share one root cause (see :func:`root_cause_groups`),
 cases and distinct bugs over time (campaign.json's ``timeline``) and how often each
 operator was used (``ops``). The HTML page opens from disk: plain HTML and CSS with the
 plots as inline SVG, no scripts and no external resources.
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from corpus.case import write_atomic
+from reports.signature import normalize_message
 
 
 class SummaryError(ValueError):
@@ -122,6 +124,48 @@ def _ops(state: dict[str, Any]) -> list[tuple[str, int]]:
     return sorted(items, key=lambda kv: (-kv[1], kv[0]))
 
 
+def _symptom(bug: dict[str, Any]) -> str:
+    verdict = bug.get("verdict")
+    if isinstance(verdict, dict) and verdict.get("message"):
+        return normalize_message(str(verdict["message"]))  # today's normalization, for older campaigns too
+    parts = bug.get("signature_parts")
+    return str(parts.get("symptom", "")) if isinstance(parts, dict) else ""
+
+
+def root_cause_groups(bugs: Sequence[dict[str, Any]]) -> list[tuple[str, list[int]]]:
+    """Groups of two or more bugs (positions in ``bugs``) that likely share one root cause.
+
+    A signature keeps the operators a crash is pinned on, so one compiler fault met
+    through several operator pairs (``min`` of ``ge``, of ``lt``, of ``logical_and``:
+    the same missing C++ overload) is several bugs, each with its own minimal
+    reproducer, which is right for a fixer who wants every trigger. Triage wants them
+    together: crashes of one backend at one stage with the same normalized message are
+    listed as one group. Mismatches and aborts carry no message to compare, so they are
+    never grouped.
+    """
+    groups: dict[tuple, list[int]] = {}
+    for i, bug in enumerate(bugs):
+        symptom = _symptom(bug) if bug.get("kind") == "crash" else ""
+        if not symptom:
+            continue
+        key = (tuple(bug.get("backends", [])), str(bug.get("stage", "")), symptom)
+        groups.setdefault(key, []).append(i)
+    return [(key[2], members) for key, members in groups.items() if len(members) > 1]
+
+
+def _groups(n: int) -> str:
+    return f"{n} group" if n == 1 else f"{n} groups"
+
+
+def _group_line(bugs: Sequence[dict[str, Any]], symptom: str, members: list[int]) -> tuple[str, str]:
+    """(which bugs, and the operators they all have) for one root-cause group."""
+    op_sets = [set(bugs[i].get("operators_reduced") or bugs[i].get("operators") or []) for i in members]
+    common = sorted(set.intersection(*op_sets)) if op_sets else []
+    which = ", ".join(f"#{i + 1}" for i in members)
+    shared = f"operators in all: {', '.join(_short(o) for o in common)}" if common else "no operator in all of them"
+    return which, shared
+
+
 COLUMNS = ("kind", "backends", "operators", "first seen", "size", "count")
 HEADERS = {"size": "operator nodes (found → reduced)"}
 
@@ -139,6 +183,12 @@ def render_markdown(c: Campaign) -> str:
             lines.append(f"| {i} | " + " | ".join(cells) + f" | [report](bugs/{row['folder']}/report.md) |")
     else:
         lines.append("No bugs found.")
+    groups = root_cause_groups(c.bugs)
+    if groups:
+        lines += ["", f"## Likely the same root cause ({_groups(len(groups))})", ""]
+        for symptom, members in groups:
+            which, shared = _group_line(c.bugs, symptom, members)
+            lines.append(f"- bugs {which} ({shared}): `{symptom}`")
     if c.unreadable:
         lines += ["", f"Unreadable bug folders (no valid bug.json): {', '.join(c.unreadable)}."]
     timeline = _timeline(c.state)
@@ -258,6 +308,13 @@ def render_html(c: Campaign) -> str:
         out.append("</table>")
     else:
         out.append("<p>No bugs found.</p>")
+    groups = root_cause_groups(c.bugs)
+    if groups:
+        out += [f"<h2>Likely the same root cause ({_groups(len(groups))})</h2>", "<ul>"]
+        for symptom, members in groups:
+            which, shared = _group_line(c.bugs, symptom, members)
+            out.append(f"<li>bugs {e(which)} ({e(shared)}): <code>{e(symptom)}</code></li>")
+        out.append("</ul>")
     if c.unreadable:
         out.append(f"<p>Unreadable bug folders (no valid bug.json): {e(', '.join(c.unreadable))}.</p>")
     timeline = _timeline(c.state)

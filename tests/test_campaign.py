@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from fuzzer.campaign import _as_job, split_failed_batch
+from fuzzer.campaign import CampaignState, _as_job, split_failed_batch
 from fuzzer.generate import GenConfig, Generator
 from fuzzer.models import make_case
 from oracles.verdict import CheckResult, Verdict
@@ -37,11 +37,32 @@ def test_a_wrong_output_sends_its_member_alone_and_the_rest_on_as_one_batch():
     assert [(j.kind, j.indices) for _, j in nxt] == [("single", [102]), ("batch", [100, 101, 103, 104])]
 
 
-def test_a_crash_names_no_member_so_each_is_rechecked_alone():
-    cases, indices = members(3)
+def test_a_crash_names_no_member_so_the_batch_is_bisected_down_to_singles():
+    cases, indices = members(5)
     _, job = _as_job(cases, indices)
-    nxt = split_failed_batch(job, result(Verdict("torch.compile", "crash", "compile", message="E")))
-    assert [(j.kind, j.indices) for _, j in nxt] == [("single", [100]), ("single", [101]), ("single", [102])]
+    crash = result(Verdict("torch.compile", "crash", "compile", message="E"))
+    nxt = split_failed_batch(job, crash)
+    assert [(j.kind, j.indices) for _, j in nxt] == [("batch", [100, 101, 102]), ("batch", [103, 104])]
+    again = split_failed_batch(nxt[0][1], crash)
+    assert [(j.kind, j.indices) for _, j in again] == [("batch", [100, 101]), ("single", [102])]
+    assert [(j.kind, j.indices) for _, j in split_failed_batch(again[0][1], crash)] == \
+        [("single", [100]), ("single", [101])]
+
+
+def test_a_batch_the_reference_rejects_is_bisected_too():
+    cases, indices = members(4)
+    _, job = _as_job(cases, indices)
+    invalid = CheckResult(False, "reference torch.eager raised at run", (Verdict("torch.eager", "crash", "run"),))
+    assert [(j.kind, j.indices) for _, j in split_failed_batch(job, invalid)] == \
+        [("batch", [100, 101]), ("batch", [102, 103])]
+
+
+@pytest.mark.parametrize("status", ["abort", "timeout"])
+def test_an_abort_or_a_hang_sends_each_member_alone_rather_than_repeating_it_per_level(status):
+    cases, indices = members(4)
+    _, job = _as_job(cases, indices)
+    nxt = split_failed_batch(job, result(Verdict("torch.compile", status, "compile", message="E")))
+    assert [(j.kind, j.indices) for _, j in nxt] == [("single", [i]) for i in indices]
 
 
 def test_mismatches_in_two_members_leave_a_single_rest():
@@ -51,6 +72,13 @@ def test_mismatches_in_two_members_leave_a_single_rest():
     nxt = split_failed_batch(job, result(Verdict("torch.compile", "mismatch", "run", output=a),
                                          Verdict("torch.jit", "mismatch", "run", output=b)))
     assert [(j.kind, j.indices) for _, j in nxt] == [("single", [100]), ("single", [102]), ("single", [101])]
+
+
+def test_the_case_rate_leaves_out_the_time_spent_reducing_and_survives_a_reload(tmp_path):
+    state = CampaignState(["torch.eager", "torch.compile"], 1, 10, cases=120, seconds=180.0, reduce_seconds=60.0)
+    assert state.to_json()["cases_per_minute"] == 60.0
+    (tmp_path / "campaign.json").write_text(json.dumps(state.to_json()))
+    assert CampaignState.load(tmp_path / "campaign.json").reduce_seconds == 60.0
 
 
 # ---- end to end: planted faults, kill -9 and resume, replay, repro.py ------------------------

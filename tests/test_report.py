@@ -158,6 +158,26 @@ def test_summary_markdown_and_a_self_contained_html_page(tmp_path, capsys):
     assert 'href="bugs/crash-torch_compile-283b2f136dea/report.md"' in page
 
 
+def test_crashes_with_one_message_through_different_operators_are_listed_as_one_root_cause(tmp_path):
+    fake_campaign(tmp_path)
+    msg = ("CppCompileError: C++ compile error: no matching function for call to "
+           "'min_masked_reduce(at::vec::VecMask<float, {}>&, at::vec::VecMask<int, 1>&, int64_t)'")
+    for name, ops, n in [("crash-a", ["core.GreaterEqual", "core.Min"], 1), ("crash-b", ["core.Less", "core.Min"], 2),
+                         ("crash-c", ["core.Exp"], 3)]:
+        bug = {"folder": name, "kind": "crash", "stage": "compile", "backends": ["torch.eager", "torch.compile"],
+               "operators_reduced": ops, "first_seen": f"2026-11-23T00:00:0{n}",
+               "verdict": {"message": msg.format(n) if name != "crash-c" else "AssertionError: vr must not be None"}}
+        (tmp_path / "bugs" / name).mkdir()
+        (tmp_path / "bugs" / name / "bug.json").write_text(json.dumps(bug))
+    md, page, c = write_summary(tmp_path)
+    text = md.read_text()
+    assert "## Likely the same root cause (1 group)" in text
+    assert ("- bugs #3, #4 (operators in all: Min): `CppCompileError: C++ compile error: no matching function for "
+            "call to 'min_masked_reduce(?)'`") in text
+    assert "#5" not in text.split("## Likely the same root cause")[1].split("##")[0]
+    assert "Likely the same root cause (1 group)</h2>" in page.read_text()
+
+
 def test_summary_of_an_empty_campaign(tmp_path):
     (tmp_path / "campaign.json").write_text(json.dumps({"backends": ["a", "b"], "cases": 0, "valid": 0, "bugs": 0,
                                                         "seconds": 0}))
