@@ -75,13 +75,18 @@ class CampaignState:
     ignored: int = 0  # sightings of known bugs (--ignore), not recorded
     reduce_seconds: float = 0.0  # of ``seconds``, spent reducing new bugs after the loop
 
+    @property
+    def cases_per_minute(self) -> float:
+        """The rate of checking, not of reducing: reduction time is left out."""
+        minutes = (self.seconds - self.reduce_seconds) / 60
+        return self.cases / minutes if minutes > 0 else 0.0
+
     def to_json(self) -> dict:
-        minutes = (self.seconds - self.reduce_seconds) / 60  # the rate of checking, not of reducing
         return {
             "version": STATE_VERSION, "backends": self.backends, "seed": self.seed, "max_nodes": self.max_nodes,
             "next_index": self.next_index, "cases": self.cases, "valid": self.valid, "bugs": self.bugs,
             "sightings": self.sightings, "bugs_by_kind": self.bugs_by_kind, "seconds": round(self.seconds, 2),
-            "cases_per_minute": round(self.cases / minutes, 2) if minutes > 0 else 0.0,
+            "cases_per_minute": round(self.cases_per_minute, 2),
             "distinct_ops": len(self.ops), "ops": dict(sorted(self.ops.items())), "timeline": self.timeline,
             "ignored": self.ignored, "reduce_seconds": round(self.reduce_seconds, 2),
         }
@@ -328,7 +333,5 @@ def _reduce_bugs(store: BugStore, sandbox, cfg: CampaignConfig, verbose: bool) -
 
 
 def print_progress(state: CampaignState) -> None:
-    checking = state.seconds - state.reduce_seconds
-    rate = state.cases / (checking / 60) if checking > 0 else 0.0
-    print(f"\rcases {state.cases}  valid {state.valid}  bugs {state.bugs}  {rate:.1f} cases/min  ",
+    print(f"\rcases {state.cases}  valid {state.valid}  bugs {state.bugs}  {state.cases_per_minute:.1f} cases/min  ",
           end="", file=sys.stderr, flush=True)

@@ -157,7 +157,7 @@ def _groups(n: int) -> str:
     return f"{n} group" if n == 1 else f"{n} groups"
 
 
-def _group_line(bugs: Sequence[dict[str, Any]], symptom: str, members: list[int]) -> tuple[str, str]:
+def _group_line(bugs: Sequence[dict[str, Any]], members: list[int]) -> tuple[str, str]:
     """(which bugs, and the operators they all have) for one root-cause group."""
     op_sets = [set(bugs[i].get("operators_reduced") or bugs[i].get("operators") or []) for i in members]
     common = sorted(set.intersection(*op_sets)) if op_sets else []
@@ -187,7 +187,7 @@ def render_markdown(c: Campaign) -> str:
     if groups:
         lines += ["", f"## Likely the same root cause ({_groups(len(groups))})", ""]
         for symptom, members in groups:
-            which, shared = _group_line(c.bugs, symptom, members)
+            which, shared = _group_line(c.bugs, members)
             lines.append(f"- bugs {which} ({shared}): `{symptom}`")
     if c.unreadable:
         lines += ["", f"Unreadable bug folders (no valid bug.json): {', '.join(c.unreadable)}."]
@@ -312,7 +312,7 @@ def render_html(c: Campaign) -> str:
     if groups:
         out += [f"<h2>Likely the same root cause ({_groups(len(groups))})</h2>", "<ul>"]
         for symptom, members in groups:
-            which, shared = _group_line(c.bugs, symptom, members)
+            which, shared = _group_line(c.bugs, members)
             out.append(f"<li>bugs {e(which)} ({e(shared)}): <code>{e(symptom)}</code></li>")
         out.append("</ul>")
     if c.unreadable:
