@@ -43,6 +43,20 @@ class CampaignError(Exception):
     """A campaign that cannot start (bad --out, mismatched resume); one line for the user."""
 
 
+class CampaignStopped(CampaignError):
+    """A campaign that cannot test (workers die at start-up, the reference rejects most
+    cases): stopped early with one line for the user; ``campaign.json`` says why."""
+
+
+# A campaign judges its own health on its first cases: fewer than half of them valid
+# means it tests next to nothing (a broken worker, a reference that rejects the
+# generated models), and it stops rather than report a clean run. A shorter campaign
+# is judged at its end, once it has at least MIN_JUDGED_CASES.
+EARLY_CASES = 50
+MIN_JUDGED_CASES = 8
+MIN_VALID_SHARE = 0.5
+
+
 def parse_duration(text: str) -> float:
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text)
     if not m:
@@ -74,6 +88,15 @@ class CampaignState:
     timeline: list[list[float]] = field(default_factory=list)  # [seconds, cases, distinct bugs]
     ignored: int = 0  # sightings of known bugs (--ignore), not recorded
     reduce_seconds: float = 0.0  # of ``seconds``, spent reducing new bugs after the loop
+    skipped: dict[str, int] = field(default_factory=dict)  # cases not judged, by reason
+    stopped: str = ""  # why the campaign stopped early ("" when it ran its budget)
+
+    @property
+    def valid_share(self) -> float:
+        return self.valid / self.cases if self.cases else 1.0
+
+    def skip(self, reason: str, n: int = 1) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + n
 
     @property
     def cases_per_minute(self) -> float:
@@ -89,6 +112,8 @@ class CampaignState:
             "cases_per_minute": round(self.cases_per_minute, 2),
             "distinct_ops": len(self.ops), "ops": dict(sorted(self.ops.items())), "timeline": self.timeline,
             "ignored": self.ignored, "reduce_seconds": round(self.reduce_seconds, 2),
+            "valid_share": round(self.valid_share, 4), "skipped": dict(sorted(self.skipped.items())),
+            "stopped": self.stopped,
         }
 
     @classmethod
@@ -98,7 +123,8 @@ class CampaignState:
             return cls(list(d["backends"]), int(d["seed"]), int(d["max_nodes"]), int(d["next_index"]), int(d["cases"]),
                        int(d["valid"]), int(d["bugs"]), int(d.get("sightings", 0)), dict(d["bugs_by_kind"]),
                        float(d["seconds"]), dict(d.get("ops", {})), list(d.get("timeline", [])), int(d.get("ignored", 0)),
-                       float(d.get("reduce_seconds", 0.0)))
+                       float(d.get("reduce_seconds", 0.0)), {str(k): int(v) for k, v in d.get("skipped", {}).items()},
+                       str(d.get("stopped", "")))
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise CampaignError(f"{path} is not a readable dlfuzz campaign state ({type(e).__name__}: {e}); "
                                 f"move it away or choose another --out") from None
@@ -198,6 +224,9 @@ def run_campaign(cfg: CampaignConfig, progress: Callable[[CampaignState], None] 
 
     framework, both = campaign_framework(cfg.backends)
     state = _open_state(cfg)
+    state.stopped = ""  # a resumed campaign gets another chance
+    health_judged = state.cases >= EARLY_CASES
+    examples: dict[str, str] = {}  # skip reason -> the last message with it, for the stop line
     specs = operator_specs(framework, cfg.ops)
     if both:  # torch vs tensorflow: operators of both, at the dtypes both accept
         specs = common_dtype_specs(specs, ("torch", "tensorflow"))
@@ -232,6 +261,8 @@ def run_campaign(cfg: CampaignConfig, progress: Callable[[CampaignState], None] 
                 indices.append(index)
             else:
                 state.cases += 1  # generated, but no clean values: never sent
+                state.skip("value search failed")
+                examples["value search failed"] = model.search.error or "NaN/Inf in every draw"
         if not members:
             return None
         return _as_job(members, indices)
@@ -267,8 +298,8 @@ def run_campaign(cfg: CampaignConfig, progress: Callable[[CampaignState], None] 
     prefetch = Prefetcher(lambda index: make_model(generator, spec_map, cfg.seed, index), state.next_index,
                           depth=cfg.batch * (cfg.workers + 1))
     with prefetch, Sandbox(cfg.backends, timeout_s=cfg.timeout_s * max(1, cfg.batch // 2), workers=cfg.workers,
-                           specs=spec_map if set(cfg.ops) - {"spec"} else None) as sandbox:
-        for case, result in sandbox.check_many(work()):
+                           specs=spec_map if set(cfg.ops) - {"spec"} else None, log_dir=cfg.out / "logs") as sandbox:
+        for case, result in _stop_on_dead_workers(sandbox.check_many(work()), state, save):
             job = jobs.pop(id(case))
             if job.kind == "batch":
                 if result.valid and not result.bugs:
@@ -279,6 +310,8 @@ def run_campaign(cfg: CampaignConfig, progress: Callable[[CampaignState], None] 
                 member, index = job.members[0], job.indices[0]
                 if not result.valid:
                     state.cases += 1
+                    state.skip(result.skip_reason)
+                    examples[result.skip_reason] = result.invalid_reason
                 elif not result.bugs:
                     clean(job)
                 else:
@@ -294,6 +327,11 @@ def run_campaign(cfg: CampaignConfig, progress: Callable[[CampaignState], None] 
             save()
             if progress is not None:
                 progress(state)
+            if not health_judged and state.cases >= EARLY_CASES:
+                health_judged = True
+                _judge_health(state, examples, cfg, save)
+        if not health_judged and state.cases >= MIN_JUDGED_CASES:
+            _judge_health(state, examples, cfg, save)
         prefetch.close()  # reduction below runs models of its own
         if cfg.reduce_s > 0:
             reduce_start = time.monotonic()
@@ -302,6 +340,32 @@ def run_campaign(cfg: CampaignConfig, progress: Callable[[CampaignState], None] 
     state.timeline.append([round(base_seconds + time.monotonic() - start, 1), state.cases, state.bugs])
     save()
     return state
+
+
+def _stop_on_dead_workers(results: Iterator, state: CampaignState, save: Callable[[], None]) -> Iterator:
+    """The sandbox's results; workers that cannot start stop the campaign (recorded)."""
+    from oracles.sandbox import WorkerStartError
+
+    try:
+        yield from results
+    except WorkerStartError as e:
+        state.stopped = str(e)
+        save()
+        raise CampaignStopped(f"campaign stopped: {e}") from None
+
+
+def _judge_health(state: CampaignState, examples: dict[str, str], cfg: CampaignConfig,
+                  save: Callable[[], None]) -> None:
+    """Stop a campaign whose first cases are mostly invalid: it would test nothing."""
+    if state.valid_share >= MIN_VALID_SHARE:
+        return
+    top = max(state.skipped, key=lambda r: state.skipped[r], default="")
+    why = f"; most often {top} ({state.skipped[top]}x), e.g. {examples.get(top, '?')}" if top else ""
+    state.stopped = (f"only {state.valid} of the first {state.cases} cases were valid "
+                     f"(at least {MIN_VALID_SHARE:.0%} needed){why}")
+    save()
+    raise CampaignStopped(f"campaign stopped: {state.stopped}; worker logs are in {cfg.out / 'logs'}, "
+                          f"the skip counts in {cfg.out / 'campaign.json'}")
 
 
 def _reduce_bugs(store: BugStore, sandbox, cfg: CampaignConfig, verbose: bool) -> None:
@@ -333,5 +397,6 @@ def _reduce_bugs(store: BugStore, sandbox, cfg: CampaignConfig, verbose: bool) -
 
 
 def print_progress(state: CampaignState) -> None:
-    print(f"\rcases {state.cases}  valid {state.valid}  bugs {state.bugs}  {state.cases_per_minute:.1f} cases/min  ",
+    print(f"\rcases {state.cases}  valid {state.valid} ({state.valid_share:.0%})  bugs {state.bugs}  "
+          f"{state.cases_per_minute:.1f} cases/min  ",
           end="", file=sys.stderr, flush=True)

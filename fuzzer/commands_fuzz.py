@@ -58,14 +58,17 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
     try:
         state = run_campaign(cfg, None if args.json else print_progress)
     except CampaignError as e:
+        if not args.json:
+            print(file=sys.stderr)  # end the progress line
         raise UsageError(str(e)) from None
     figures = {k: v for k, v in state.to_json().items() if k not in ("ops", "timeline", "next_index", "version")}
     if args.json:
         print(json.dumps(figures))
     else:
         print(file=sys.stderr)
-        print(f"{state.cases} cases ({state.valid} valid) in {state.seconds:.0f} s, {figures['cases_per_minute']} cases/min; "
+        print(f"{state.cases} cases ({state.valid} valid, {state.valid_share:.0%}) in {state.seconds:.0f} s, {figures['cases_per_minute']} cases/min; "
               f"{state.bugs} distinct bugs {state.bugs_by_kind or ''}"
+              f"{f'; skipped {state.skipped}' if state.skipped else ''}"
               f"{f', {state.ignored} known ignored' if state.ignored else ''}; results in {out}")
     return 0
 

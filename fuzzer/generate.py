@@ -207,7 +207,14 @@ class _CommonDtypes:
         self._frameworks = tuple(frameworks)
 
     def __getattr__(self, name: str):
+        # Only called for names the wrapper lacks. While unpickling (in a sandbox worker)
+        # ``_spec`` itself is not set yet: looking it up here would recurse forever.
+        if name.startswith("__") or name in ("_spec", "_frameworks"):
+            raise AttributeError(name)
         return getattr(self._spec, name)
+
+    def __reduce__(self):
+        return _CommonDtypes, (self._spec, self._frameworks)
 
     def dtype_options(self, framework: str) -> list[tuple[str, ...]]:
         common = set(self._spec.dtype_options(self._frameworks[0]))

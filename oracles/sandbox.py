@@ -25,8 +25,10 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from corpus.case import Case
@@ -38,6 +40,30 @@ Connection = multiprocessing.connection.Connection
 
 STARTUP_TIMEOUT_S = 300.0  # importing the frameworks on a busy machine
 MAX_CASES_PER_WORKER = 500  # then a fresh worker: compilers' caches and leaks stay bounded
+# Workers that die before they are ready, this many times in a row with none ready in
+# between, mean the sandbox cannot test at all (a broken install, an unpicklable spec):
+# the caller gets a WorkerStartError instead of a stream of invalid cases.
+MAX_START_FAILURES = 3
+
+
+class WorkerStartError(RuntimeError):
+    """Sandbox workers die before they are ready: nothing can be checked. The message is
+    one line: what died, the last line the worker wrote (its traceback's last line), and
+    the log file that holds the whole of it."""
+
+
+def last_line(path: "os.PathLike[str] | str | None") -> str:
+    """The last non-blank line of a worker's log (a traceback's ``Error: message``)."""
+    if path is None:
+        return ""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 65536))
+            lines = [ln.strip() for ln in f.read().decode("utf-8", "replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    return lines[-1] if lines else ""
 
 
 # ---- the worker (child process) --------------------------------------------------------
@@ -118,19 +144,26 @@ class _Worker:
     stays free for whatever backends print). A subprocess rather than multiprocessing's
     spawn, which would re-import the caller's ``__main__`` in every worker."""
 
-    def __init__(self, backends: list[str], specs: Mapping[str, OpSpec] | None) -> None:
+    def __init__(self, backends: list[str], specs: Mapping[str, OpSpec] | None, log: Path | None = None) -> None:
         down_r, down_w = os.pipe()
         up_r, up_w = os.pipe()
         env = dict(os.environ)
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
             env.setdefault(var, "1")
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        # What the worker and the models under test print (warnings, C++ aborts,
+        # tracebacks) goes to its log, never to the user's terminal.
+        self.log = log
+        sink = open(log, "ab") if log is not None else None
         try:
             self.proc = subprocess.Popen([sys.executable, "-m", "oracles.sandbox", str(down_r), str(up_w)],
-                                         pass_fds=(down_r, up_w), stdin=subprocess.DEVNULL, env=env)
+                                         pass_fds=(down_r, up_w), stdin=subprocess.DEVNULL, env=env,
+                                         stdout=sink, stderr=sink)
         finally:
             os.close(down_r)
             os.close(up_w)
+            if sink is not None:
+                sink.close()
         self.tx = Connection(down_w, readable=False)
         self.conn = Connection(up_r, writable=False)
         self.tx.send(("init", backends, specs, list(sys.path)))
@@ -188,7 +221,7 @@ class Sandbox:
 
     def __init__(self, backends: Sequence[str], timeout_s: float = 60.0, workers: int = 1, *,
                  specs: Mapping[str, OpSpec] | None = None, startup_timeout_s: float = STARTUP_TIMEOUT_S,
-                 max_cases_per_worker: int = MAX_CASES_PER_WORKER) -> None:
+                 max_cases_per_worker: int = MAX_CASES_PER_WORKER, log_dir: Path | str | None = None) -> None:
         validate_backends(list(backends))  # BackendError before any worker starts
         if workers < 1:
             raise ValueError("workers must be at least 1")
@@ -201,6 +234,11 @@ class Sandbox:
         self._next_id = 0
         self._retry: collections.deque[_Job] = collections.deque()
         self.restarts = 0  # workers replaced after an abort, a timeout or a failed start
+        self.start_failures = 0  # workers in a row that died before they were ready
+        # Workers' output goes to log_dir/worker-<slot>.log (a fresh temporary folder if
+        # none is given), so that a failed start can say what went wrong and where.
+        self.log_dir = Path(log_dir) if log_dir is not None else Path(tempfile.mkdtemp(prefix="dlfuzz-workers-"))
+        self.log_dir.mkdir(parents=True, exist_ok=True)
 
     # -- public API ---------------------------------------------------------------------
     def check(self, case: Case) -> CheckResult:
@@ -271,7 +309,7 @@ class Sandbox:
             w.stop()
             w = None
         if w is None:
-            w = _Worker(self.backends, self._specs)
+            w = _Worker(self.backends, self._specs, self.log_dir / f"worker-{i}.log")
             self._slots[i] = w
         return w
 
@@ -316,6 +354,7 @@ class Sandbox:
         kind = msg[0]
         if kind == "ready":
             w.ready = True
+            self.start_failures = 0
         elif kind == "begin":
             job.deadline = time.monotonic() + self.timeout_s
         elif kind == "stage":
@@ -349,6 +388,13 @@ class Sandbox:
         w.job = None
         w.kill()
         self.restarts += 1
+        if not w.ready:
+            self.start_failures += 1
+            if self.start_failures >= MAX_START_FAILURES:
+                detail = last_line(w.log)
+                raise WorkerStartError(
+                    f"sandbox workers for {','.join(self.backends)} died at start-up {self.start_failures} times "
+                    f"in a row ({message}){f': {detail}' if detail else ''}; the full log is {w.log}")
         if job.deadline is None or not job.backend:
             return job, CheckResult(False, f"sandbox worker failed before the case started ({message})", tuple(job.prior))
         lost = Verdict(job.backend, status, job.stage or "compile", message,

@@ -161,8 +161,37 @@ class CheckResult:
         return cls(bool(data["valid"]), str(data.get("invalid_reason", "")),
                    tuple(Verdict.from_json(v) for v in data.get("verdicts", [])))
 
+    @property
+    def skip_reason(self) -> str:
+        """Why an invalid case was not judged, as one of a few counted reasons
+        (``campaign.json``'s ``skipped``); "" for a valid case."""
+        return "" if self.valid else skip_reason(self.invalid_reason)
+
     def summary(self) -> str:
         if not self.valid:
             return f"invalid: {self.invalid_reason}"
         bugs = self.bugs
         return "ok" if not bugs else "; ".join(v.summary() for v in bugs)
+
+
+# The invalid reasons the checker and the sandbox write, by their opening words, each a
+# reason a case is counted as skipped; the first match wins.
+_SKIP_REASONS = (
+    ("ops not available", "unsupported by a backend"),
+    ("cannot materialize", "cannot materialize"),
+    ("sandbox worker failed", "worker failed to start"),
+    ("internal error", "internal error"),
+)
+
+
+def skip_reason(invalid_reason: str) -> str:
+    for prefix, reason in _SKIP_REASONS:
+        if invalid_reason.startswith(prefix):
+            return reason
+    if invalid_reason.startswith("reference"):
+        if "NaN/Inf" in invalid_reason:
+            return "reference non-finite"
+        if " aborted " in invalid_reason or " timed out " in invalid_reason:
+            return "reference aborted or hung"
+        return "reference raised"
+    return "other"

@@ -116,18 +116,28 @@ if __name__ == "__main__":
 '''
 
 
-def _block(which: str, backend: str, framework: str) -> str:
+def _block(which: str, backend: str, case: Case, specs: Mapping[str, OpSpec]) -> str:
+    """The lines of ``run`` that make ``fn`` for one backend. A backend of the other
+    framework (torch vs tensorflow) gets the same graph and leaves in its own framework,
+    built from that framework's module source in a namespace of its own."""
     _, line = backend_source(backend)
-    if backend_framework(backend) != framework:
-        raise ValueError(f"repro for {backend} on a {framework} model needs cross-framework support")
-    return f"    if which == {which!r}:\n        {line}"
+    framework = backend_framework(backend)
+    if framework == case.framework:
+        return f"    if which == {which!r}:\n        {line}"
+    source = module_source(case.graph, framework, specs) + "\n\n" + leaves_source(case.graph, case.values)
+    return (f"    if which == {which!r}:  # the same model in {framework}\n"
+            f"        other = {{}}\n"
+            f"        exec(compile({source!r}, '<{framework} model>', 'exec'), other)\n"
+            f"        model, inputs = other['Model'](other['CONSTS']()), other['INPUTS']()\n"
+            f"        {line}\n"
+            f"        return [other['to_numpy'](o) for o in fn(*inputs)]")
 
 
 def repro_source(case: Case, specs: Mapping[str, OpSpec], reference: str, candidate: str, kind: str,
                  output: int | None = None, atol: float = 1e-5, rtol: float = 1e-4, timeout_s: float = 60.0,
                  title: str = "") -> str:
-    """The source of repro.py for one bug. Both backends must run the case's framework;
-    a cross-framework bug (torch vs tf) is reproduced by its program.py pair instead."""
+    """The source of repro.py for one bug. A backend of the other framework (torch vs
+    tensorflow) runs the same model written for its framework (see ``_block``)."""
     framework = case.framework
     extra_imports = sorted({imp for b in (reference, candidate) for imp in backend_source(b)[0]})
     header = (f'"""{title or "dlfuzz reproducer"}\n\n{kind} in {candidate} (reference: {reference}).\n'
@@ -139,6 +149,6 @@ def repro_source(case: Case, specs: Mapping[str, OpSpec], reference: str, candid
     no_grad = "torch.set_grad_enabled(False)" if framework == "torch" else "pass"
     main = _MAIN.format(reference=reference, candidate=candidate, kind=kind, output=output, atol=atol, rtol=rtol,
                         timeout=timeout_s, no_grad=no_grad,
-                        reference_block=_block("reference", reference, framework),
-                        candidate_block=_block("candidate", candidate, framework))
+                        reference_block=_block("reference", reference, case, specs),
+                        candidate_block=_block("candidate", candidate, case, specs))
     return header + body + "\n\n" + leaves_source(case.graph, case.values) + main

@@ -96,9 +96,15 @@ def _figures(state: dict[str, Any]) -> list[tuple[str, str]]:
     minutes = float(state.get("seconds", 0)) / 60
     by_kind = state.get("bugs_by_kind") or {}
     kinds = ", ".join(f"{k} {v}" for k, v in sorted(by_kind.items()))
-    return [
+    cases, valid = int(state.get("cases", 0)), int(state.get("valid", 0))
+    share = f", {valid / cases:.0%}" if cases else ""
+    low = " (low: most cases test nothing; see skipped)" if cases and valid / cases < 0.9 else ""
+    skipped = state.get("skipped") or {}
+    rows = [
         ("backends", ", ".join(state.get("backends", [])) + " (the first is the reference)"),
-        ("cases", f"{state.get('cases', 0)} ({state.get('valid', 0)} valid)"),
+        ("cases", f"{cases} ({valid} valid{share}){low}"),
+        ("skipped (not judged), by reason",
+         ", ".join(f"{k} {v}" for k, v in sorted(skipped.items(), key=lambda kv: (-kv[1], kv[0]))) or "none"),
         ("time", f"{minutes:.1f} min, {state.get('cases_per_minute', 0)} cases/min"),
         ("distinct bugs", f"{state.get('bugs', 0)}" + (f" ({kinds})" if kinds else "")),
         ("sightings", str(state.get("sightings", 0))),
@@ -106,6 +112,9 @@ def _figures(state: dict[str, Any]) -> list[tuple[str, str]]:
         ("operators covered", str(state.get("distinct_ops", len(state.get("ops") or {})))),
         ("seed, max nodes", f"{state.get('seed', '?')}, {state.get('max_nodes', '?')}"),
     ]
+    if state.get("stopped"):
+        rows.insert(1, ("stopped early", str(state["stopped"])))
+    return rows
 
 
 def _timeline(state: dict[str, Any]) -> list[tuple[float, float, float]]:

@@ -65,3 +65,8 @@ def not_a_backend_value():  # pragma: no cover - only its name is used
 
 
 NOT_CALLABLE = 42
+
+
+def raises_always(gm: torch.fx.GraphModule, example_inputs):
+    """As a reference backend, it makes every case invalid (the reference rejects it)."""
+    raise RuntimeError("planted: this backend rejects every model")

@@ -178,6 +178,19 @@ def test_crashes_with_one_message_through_different_operators_are_listed_as_one_
     assert "Likely the same root cause (1 group)</h2>" in page.read_text()
 
 
+def test_the_summary_shows_the_valid_share_the_skips_by_reason_and_why_a_campaign_stopped(tmp_path):
+    state = {"backends": ["torch.eager", "tf.eager"], "cases": 60, "valid": 12, "bugs": 0, "seconds": 30,
+             "skipped": {"reference raised": 40, "value search failed": 8},
+             "stopped": "only 12 of the first 60 cases were valid"}
+    (tmp_path / "campaign.json").write_text(json.dumps(state))
+    md, page, c = write_summary(tmp_path)
+    text = md.read_text()
+    assert "| cases | 60 (12 valid, 20%) (low: most cases test nothing; see skipped) |" in text
+    assert "| skipped (not judged), by reason | reference raised 40, value search failed 8 |" in text
+    assert "| stopped early | only 12 of the first 60 cases were valid |" in text
+    assert "reference raised 40" in page.read_text()
+
+
 def test_summary_of_an_empty_campaign(tmp_path):
     (tmp_path / "campaign.json").write_text(json.dumps({"backends": ["a", "b"], "cases": 0, "valid": 0, "bugs": 0,
                                                         "seconds": 0}))
@@ -201,3 +214,19 @@ def test_a_missing_or_corrupt_campaign_json_is_one_line_and_exit_code_2(tmp_path
     assert main(["report", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and says in err
+
+
+@pytest.mark.tensorflow
+def test_a_cross_framework_repro_runs_the_same_model_in_both_frameworks(tmp_path):
+    """torch vs tensorflow: the candidate block builds the TensorFlow model in a namespace
+    of its own; on a model both compute alike the repro says the bug is gone (exit 0)."""
+    import subprocess
+    import sys
+
+    from reports.repro import repro_source
+
+    source = repro_source(add_case(), SPECS, "torch.eager", "tf.eager", "mismatch", output=0, atol=1e-5, rtol=1e-4)
+    assert "the same model in tensorflow" in source
+    (tmp_path / "repro.py").write_text(source)
+    done = subprocess.run([sys.executable, str(tmp_path / "repro.py")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "bug gone" in done.stdout, done.stdout + done.stderr
