@@ -374,7 +374,7 @@ class Sandbox:
             return result
         # a continuation: the reference ran cleanly before; keep its first verdict
         new = [v for v in result.verdicts if v.backend != self.backends[0]]
-        return CheckResult(True, "", self._ordered(job.prior + new))
+        return CheckResult(True, "", self._ordered(job.prior + new), result.excused)
 
     def _ordered(self, verdicts: list[Verdict]) -> tuple[Verdict, ...]:
         rank = {b: i for i, b in enumerate(self.backends)}

@@ -135,6 +135,9 @@ class CheckResult:
     valid: bool
     invalid_reason: str = ""
     verdicts: tuple[Verdict, ...] = field(default_factory=tuple)
+    # output elements the comparison did not judge, by reason (near a discontinuity, a
+    # near-tie index, ...): counted into campaign.json's ``excused``, never silent
+    excused: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "verdicts", tuple(self.verdicts))
@@ -154,12 +157,13 @@ class CheckResult:
 
     def to_json(self) -> dict:
         return {"valid": self.valid, "invalid_reason": self.invalid_reason,
-                "verdicts": [v.to_json() for v in self.verdicts]}
+                "verdicts": [v.to_json() for v in self.verdicts], "excused": dict(self.excused)}
 
     @classmethod
     def from_json(cls, data: Any) -> "CheckResult":
         return cls(bool(data["valid"]), str(data.get("invalid_reason", "")),
-                   tuple(Verdict.from_json(v) for v in data.get("verdicts", [])))
+                   tuple(Verdict.from_json(v) for v in data.get("verdicts", [])),
+                   {str(k): int(v) for k, v in (data.get("excused") or {}).items()})
 
     @property
     def skip_reason(self) -> str:
