@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-from corpus.batch import merge_cases
 from corpus.case import Case, write_atomic
+from fuzzer.batches import BatchFigures, Job, as_job, declined, follow, passed, sample_passing, split_failed_batch
 from fuzzer.generate import GenConfig, Generator, common_dtype_specs
 from fuzzer.models import make_model
 from fuzzer.prefetch import Prefetcher
@@ -89,6 +89,8 @@ class CampaignState:
     ignored: int = 0  # sightings of known bugs (--ignore), not recorded
     reduce_seconds: float = 0.0  # of ``seconds``, spent reducing new bugs after the loop
     skipped: dict[str, int] = field(default_factory=dict)  # cases not judged, by reason
+    excused: dict[str, int] = field(default_factory=dict)  # output elements not judged, by reason
+    batches: BatchFigures = field(default_factory=BatchFigures)  # what batching hid (fuzzer.batches)
     stopped: str = ""  # why the campaign stopped early ("" when it ran its budget)
 
     @property
@@ -113,7 +115,7 @@ class CampaignState:
             "distinct_ops": len(self.ops), "ops": dict(sorted(self.ops.items())), "timeline": self.timeline,
             "ignored": self.ignored, "reduce_seconds": round(self.reduce_seconds, 2),
             "valid_share": round(self.valid_share, 4), "skipped": dict(sorted(self.skipped.items())),
-            "stopped": self.stopped,
+            "excused": dict(sorted(self.excused.items())), "batches": self.batches.to_json(), "stopped": self.stopped,
         }
 
     @classmethod
@@ -124,7 +126,8 @@ class CampaignState:
                        int(d["valid"]), int(d["bugs"]), int(d.get("sightings", 0)), dict(d["bugs_by_kind"]),
                        float(d["seconds"]), dict(d.get("ops", {})), list(d.get("timeline", [])), int(d.get("ignored", 0)),
                        float(d.get("reduce_seconds", 0.0)), {str(k): int(v) for k, v in d.get("skipped", {}).items()},
-                       str(d.get("stopped", "")))
+                       {str(k): int(v) for k, v in d.get("excused", {}).items()},
+                       BatchFigures.from_json(d.get("batches") or {}), str(d.get("stopped", "")))
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise CampaignError(f"{path} is not a readable dlfuzz campaign state ({type(e).__name__}: {e}); "
                                 f"move it away or choose another --out") from None
@@ -144,6 +147,7 @@ class CampaignConfig:
     reduce_s: float = 60.0  # reduction budget per new bug (0: no reduction), see _reduce_bugs
     ignore: KnownIssues | None = None  # known bugs: counted in ``ignored``, no folder
     ops: tuple[str, ...] = ("spec", "inferred", "concrete")  # operator kinds the generator draws from (rules.inferred.OP_KINDS)
+    sample_batches: float = 0.05  # share of passing batches re-checked member by member (fuzzer.batches)
 
 
 def default_batch(backends: list[str]) -> int:
@@ -162,54 +166,6 @@ def _open_state(cfg: CampaignConfig) -> CampaignState:
             f"{cfg.out} holds a campaign with backends {','.join(state.backends)}, seed {state.seed}, max-nodes "
             f"{state.max_nodes}; resume it with the same options or choose another --out")
     return state
-
-
-@dataclass
-class _Job:
-    """What a case sent to the sandbox stands for."""
-
-    kind: str  # "batch" (merged members), "single" (one member), "probe" (mismatch localization)
-    members: list[Case]
-    indices: list[int]
-    verdict: object = None  # the mismatch a probe localizes
-    result: object = None  # the member's own CheckResult (probe jobs), for the report
-    owner: list[int] | None = None  # batch jobs: merged output index -> member position
-
-
-def _as_job(members: list[Case], indices: list[int]) -> tuple[Case, _Job]:
-    if len(members) == 1:
-        return members[0], _Job("single", members, indices)
-    batch = merge_cases(members)
-    return batch.case, _Job("batch", members, indices, owner=batch.owner)
-
-
-def split_failed_batch(job: _Job, result) -> list[tuple[Case, _Job]]:
-    """What to check next after batch ``job`` failed.
-
-    Wrong results name their output, and an output names its member: only those members
-    are re-checked alone, the others go on together as one smaller batch (one compile,
-    not one each). An exception (or a member the reference rejects) names no member, but
-    it is cheap: the batch stops at the first failure, before most of the compile. Such a
-    batch is bisected, two halves that are split again while they fail, so that one bad
-    member among eight costs three clean compiles instead of seven. An abort or a timeout
-    is not cheap (a worker restart, the whole timeout), so each member of such a batch is
-    re-checked alone: one more abort or timeout, not one per bisection level. Either way
-    a bug is only ever reported on a single case.
-    """
-    bugs = list(result.bugs)
-    if result.valid and bugs and job.owner is not None and \
-            all(v.status == "mismatch" and v.output is not None and v.output < len(job.owner) for v in bugs):
-        suspects = sorted({job.owner[v.output] for v in bugs})
-        rest = [k for k in range(len(job.members)) if k not in suspects]
-        out = [_as_job([job.members[k]], [job.indices[k]]) for k in suspects]
-        if rest:
-            out.append(_as_job([job.members[k] for k in rest], [job.indices[k] for k in rest]))
-        return out
-    costly = any(v.status in ("abort", "timeout") for v in result.verdicts)
-    if not costly and len(job.members) > 2:
-        half = (len(job.members) + 1) // 2
-        return [_as_job(job.members[:half], job.indices[:half]), _as_job(job.members[half:], job.indices[half:])]
-    return [_as_job([m], [i]) for m, i in zip(job.members, job.indices)]
 
 
 def run_campaign(cfg: CampaignConfig, progress: Callable[[CampaignState], None] | None = None) -> CampaignState:
@@ -237,8 +193,8 @@ def run_campaign(cfg: CampaignConfig, progress: Callable[[CampaignState], None] 
     start = time.monotonic()
     base_seconds = state.seconds
     generated = 0
-    pending: collections.deque[tuple[Case, _Job]] = collections.deque()
-    jobs: dict[int, _Job] = {}
+    pending: collections.deque[tuple[Case, Job]] = collections.deque()
+    jobs: dict[int, Job] = {}
 
     def save() -> None:
         state.seconds = base_seconds + (time.monotonic() - start)
@@ -249,7 +205,7 @@ def run_campaign(cfg: CampaignConfig, progress: Callable[[CampaignState], None] 
     def budget_left() -> bool:
         return time.monotonic() - start < cfg.time_s and (cfg.max_cases is None or generated < cfg.max_cases)
 
-    def next_batch() -> tuple[Case, _Job] | None:
+    def next_batch() -> tuple[Case, Job] | None:
         nonlocal generated
         members, indices = [], []
         while len(members) < cfg.batch and budget_left():
@@ -265,7 +221,7 @@ def run_campaign(cfg: CampaignConfig, progress: Callable[[CampaignState], None] 
                 examples["value search failed"] = model.search.error or "NaN/Inf in every draw"
         if not members:
             return None
-        return _as_job(members, indices)
+        return as_job(members, indices)
 
     def work() -> Iterator[Case]:
         while True:
@@ -276,7 +232,7 @@ def run_campaign(cfg: CampaignConfig, progress: Callable[[CampaignState], None] 
             jobs[id(case)] = job
             yield case
 
-    def clean(job: _Job) -> None:
+    def clean(job: Job) -> None:
         for case in job.members:
             state.cases += 1
             state.valid += 1
@@ -302,23 +258,37 @@ def run_campaign(cfg: CampaignConfig, progress: Callable[[CampaignState], None] 
         for case, result in _stop_on_dead_workers(sandbox.check_many(work()), state, save):
             job = jobs.pop(id(case))
             if job.kind == "batch":
-                if result.valid and not result.bugs:
+                if passed(result) and (sampled := sample_passing(job, cfg.seed, cfg.sample_batches)):
+                    state.batches.sampled += 1  # re-checked member by member; counted as they come
+                    pending.extend(sampled)
+                elif passed(result):
                     clean(job)
+                    add_counts(state.excused, result.excused)
+                    follow(state.batches, job, 0, False)
                 else:
-                    pending.extend(split_failed_batch(job, result))
+                    state.batches.failed += job.lineage is None
+                    split = split_failed_batch(job, result)
+                    follow(state.batches, job, len(split), False)
+                    pending.extend(split)
             elif job.kind == "single":
                 member, index = job.members[0], job.indices[0]
-                if not result.valid:
+                judged = [v for v in result.verdicts[1:] if not v.unsupported]
+                if not result.valid or (declined(result) and not judged):
+                    # not judged alone: it explains a batch that failed or was declined
+                    reason = result.skip_reason or _declined_reason(result)
                     state.cases += 1
-                    state.skip(result.skip_reason)
-                    examples[result.skip_reason] = result.invalid_reason
-                elif not result.bugs:
-                    clean(job)
+                    state.skip(reason)
+                    examples[reason] = result.invalid_reason or result.summary()
+                    follow(state.batches, job, 0, True)
                 else:
                     clean(job)
+                    add_counts(state.excused, result.excused)
+                    if declined(result):  # judged by the other candidates; one declined
+                        state.skip(_declined_reason(result))
+                    follow(state.batches, job, 0, bool(result.bugs) or declined(result))
                     for verdict in result.bugs:
                         if verdict.status == "mismatch":
-                            pending.appendleft((probe_case(member), _Job("probe", [member], [index], verdict, result)))
+                            pending.appendleft((probe_case(member), Job("probe", [member], [index], verdict, result)))
                         else:
                             record(member, index, verdict, None, result)
             else:  # probe: pin the mismatch on the operator where it starts
@@ -340,6 +310,18 @@ def run_campaign(cfg: CampaignConfig, progress: Callable[[CampaignState], None] 
     state.timeline.append([round(base_seconds + time.monotonic() - start, 1), state.cases, state.bugs])
     save()
     return state
+
+
+def add_counts(into: dict[str, int], counts: dict[str, int]) -> None:
+    for k, n in counts.items():
+        into[k] = into.get(k, 0) + n
+
+
+def _declined_reason(result) -> str:
+    """The skip reason of a case a backend declined (XLA has no kernel; a graph-mode
+    contract that tf.function breaks alike)."""
+    v = next(v for v in result.verdicts if v.unsupported)
+    return f"declined by {v.backend}" + (f" ({v.declined})" if getattr(v, "declined", "") else "")
 
 
 def _stop_on_dead_workers(results: Iterator, state: CampaignState, save: Callable[[], None]) -> Iterator:

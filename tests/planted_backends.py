@@ -70,3 +70,10 @@ NOT_CALLABLE = 42
 def raises_always(gm: torch.fx.GraphModule, example_inputs):
     """As a reference backend, it makes every case invalid (the reference rejects it)."""
     raise RuntimeError("planted: this backend rejects every model")
+
+
+def crashes_on_big_graphs(gm: torch.fx.GraphModule, example_inputs):
+    """Fails only on graphs of more than 30 calls: a failure only a batch shows."""
+    if sum(n.op in ("call_function", "call_method") for n in gm.graph.nodes) > 30:
+        raise RuntimeError("planted: graph too big for this backend")
+    return gm.forward

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from fuzzer.campaign import CampaignState, _as_job, split_failed_batch
+from fuzzer.batches import as_job, split_failed_batch
+from fuzzer.campaign import CampaignState
 from fuzzer.generate import GenConfig, Generator
 from fuzzer.models import make_case
 from oracles.verdict import CheckResult, Verdict
@@ -31,7 +32,7 @@ def result(*bugs: Verdict, valid: bool = True) -> CheckResult:
 
 def test_a_wrong_output_sends_its_member_alone_and_the_rest_on_as_one_batch():
     cases, indices = members(5)
-    _, job = _as_job(cases, indices)
+    _, job = as_job(cases, indices)
     third = job.owner.index(2)  # the first output of member 2
     nxt = split_failed_batch(job, result(Verdict("torch.compile", "mismatch", "run", output=third)))
     assert [(j.kind, j.indices) for _, j in nxt] == [("single", [102]), ("batch", [100, 101, 103, 104])]
@@ -39,7 +40,7 @@ def test_a_wrong_output_sends_its_member_alone_and_the_rest_on_as_one_batch():
 
 def test_a_crash_names_no_member_so_the_batch_is_bisected_down_to_singles():
     cases, indices = members(5)
-    _, job = _as_job(cases, indices)
+    _, job = as_job(cases, indices)
     crash = result(Verdict("torch.compile", "crash", "compile", message="E"))
     nxt = split_failed_batch(job, crash)
     assert [(j.kind, j.indices) for _, j in nxt] == [("batch", [100, 101, 102]), ("batch", [103, 104])]
@@ -51,7 +52,7 @@ def test_a_crash_names_no_member_so_the_batch_is_bisected_down_to_singles():
 
 def test_a_batch_the_reference_rejects_is_bisected_too():
     cases, indices = members(4)
-    _, job = _as_job(cases, indices)
+    _, job = as_job(cases, indices)
     invalid = CheckResult(False, "reference torch.eager raised at run", (Verdict("torch.eager", "crash", "run"),))
     assert [(j.kind, j.indices) for _, j in split_failed_batch(job, invalid)] == \
         [("batch", [100, 101]), ("batch", [102, 103])]
@@ -60,14 +61,14 @@ def test_a_batch_the_reference_rejects_is_bisected_too():
 @pytest.mark.parametrize("status", ["abort", "timeout"])
 def test_an_abort_or_a_hang_sends_each_member_alone_rather_than_repeating_it_per_level(status):
     cases, indices = members(4)
-    _, job = _as_job(cases, indices)
+    _, job = as_job(cases, indices)
     nxt = split_failed_batch(job, result(Verdict("torch.compile", status, "compile", message="E")))
     assert [(j.kind, j.indices) for _, j in nxt] == [("single", [i]) for i in indices]
 
 
 def test_mismatches_in_two_members_leave_a_single_rest():
     cases, indices = members(3)
-    _, job = _as_job(cases, indices)
+    _, job = as_job(cases, indices)
     a, b = job.owner.index(0), job.owner.index(2)
     nxt = split_failed_batch(job, result(Verdict("torch.compile", "mismatch", "run", output=a),
                                          Verdict("torch.jit", "mismatch", "run", output=b)))
