@@ -92,6 +92,18 @@ def bug_row(bug: dict[str, Any]) -> dict[str, str]:
     }
 
 
+def _by_count(counts: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))) or "none"
+
+
+def _batches(b: dict[str, Any]) -> str:
+    if not b:
+        return "not recorded"
+    return (f"{b.get('failed', 0)} failed and split ({b.get('batch_only', 0)} batch-only: no member failed alone); "
+            f"{b.get('sampled', 0)} passing batches re-checked member by member "
+            f"({b.get('alone_only', 0)} members failed alone)")
+
+
 def _figures(state: dict[str, Any]) -> list[tuple[str, str]]:
     minutes = float(state.get("seconds", 0)) / 60
     by_kind = state.get("bugs_by_kind") or {}
@@ -103,8 +115,9 @@ def _figures(state: dict[str, Any]) -> list[tuple[str, str]]:
     rows = [
         ("backends", ", ".join(state.get("backends", [])) + " (the first is the reference)"),
         ("cases", f"{cases} ({valid} valid{share}){low}"),
-        ("skipped (not judged), by reason",
-         ", ".join(f"{k} {v}" for k, v in sorted(skipped.items(), key=lambda kv: (-kv[1], kv[0]))) or "none"),
+        ("skipped cases (not judged), by reason", _by_count(skipped)),
+        ("excused output elements, by reason", _by_count(state.get("excused") or {})),
+        ("batches", _batches(state.get("batches") or {})),
         ("time", f"{minutes:.1f} min, {state.get('cases_per_minute', 0)} cases/min"),
         ("distinct bugs", f"{state.get('bugs', 0)}" + (f" ({kinds})" if kinds else "")),
         ("sightings", str(state.get("sightings", 0))),

@@ -180,13 +180,16 @@ def test_crashes_with_one_message_through_different_operators_are_listed_as_one_
 
 def test_the_summary_shows_the_valid_share_the_skips_by_reason_and_why_a_campaign_stopped(tmp_path):
     state = {"backends": ["torch.eager", "tf.eager"], "cases": 60, "valid": 12, "bugs": 0, "seconds": 30,
-             "skipped": {"reference raised": 40, "value search failed": 8},
+             "skipped": {"reference raised": 40, "value search failed": 8}, "excused": {"near discontinuity": 5},
+             "batches": {"failed": 2, "batch_only": 1, "sampled": 3, "alone_only": 0},
              "stopped": "only 12 of the first 60 cases were valid"}
     (tmp_path / "campaign.json").write_text(json.dumps(state))
     md, page, c = write_summary(tmp_path)
     text = md.read_text()
     assert "| cases | 60 (12 valid, 20%) (low: most cases test nothing; see skipped) |" in text
-    assert "| skipped (not judged), by reason | reference raised 40, value search failed 8 |" in text
+    assert "| skipped cases (not judged), by reason | reference raised 40, value search failed 8 |" in text
+    assert "| excused output elements, by reason | near discontinuity 5 |" in text
+    assert "| batches | 2 failed and split (1 batch-only: no member failed alone); 3 passing batches" in text
     assert "| stopped early | only 12 of the first 60 cases were valid |" in text
     assert "reference raised 40" in page.read_text()
 
