@@ -14,8 +14,10 @@ from typing import Mapping, Sequence
 
 from corpus.case import Case
 from corpus.tensor_type import is_float
+from oracles.compare import tolerance
 from oracles.verdict import Verdict
 from reports.signature import Signature
+from reports.snippet import snippet
 from rules.spec import OpSpec
 
 _DISTRIBUTIONS = {"torch": ("torch",), "tensorflow": ("tensorflow-cpu", "tensorflow")}
@@ -156,6 +158,10 @@ def render_report(case: Case, verdict: Verdict, sig: Signature, reference: str, 
     inputs = ", ".join(str(graph.node(n).types[0]) for n in graph.leaves("input"))
     lines += [f"`{verdict.backend}` {symptom(verdict)} on a small model ({size}: {', '.join(f'`{n}`' for n in names)}; "
               f"inputs {inputs or 'none'}) that `{reference}` runs correctly.", ""]
+
+    short = snippet(case, specs, reference, verdict, tolerance(verdict.dtype or "float32")) if specs else None
+    if short is not None:
+        lines += ["## Minimal reproducer", "", "```python", short, "```", ""]
 
     lines += ["## Reproducer", "",
               f"Standalone: it imports only numpy and the framework{_user_module(verdict.backend)}. Save as "
