@@ -32,7 +32,8 @@ from fuzzer.models import make_model
 from fuzzer.prefetch import Prefetcher
 from reports.bugs import BugStore, signature_of
 from reports.known import KnownIssues
-from reports.localize import culprit_from_probe, probe_case
+from reports.localize import localize_from_probe, needs_probe, probe_case
+from reports.pinning import Pinning, needs_pin
 from rules.inferred import operator_specs
 from rules.specs import SPECS
 
@@ -55,6 +56,9 @@ class CampaignStopped(CampaignError):
 EARLY_CASES = 50
 MIN_JUDGED_CASES = 8
 MIN_VALID_SHARE = 0.5
+# Reduce, then decide parked failures (reports.pinning), which may found new bugs to
+# reduce: at most this many rounds after the loop.
+SETTLE_ROUNDS = 3
 
 
 def parse_duration(text: str) -> float:
@@ -92,6 +96,8 @@ class CampaignState:
     excused: dict[str, int] = field(default_factory=dict)  # output elements not judged, by reason
     batches: BatchFigures = field(default_factory=BatchFigures)  # what batching hid (fuzzer.batches)
     stopped: str = ""  # why the campaign stopped early ("" when it ran its budget)
+    parked: int = 0  # failures naming no operator, waiting for reduction to pin them (reports.pinning)
+    values_modes: dict[str, int] = field(default_factory=dict)  # valid cases by value mode (fuzzer.values)
 
     @property
     def valid_share(self) -> float:
@@ -116,6 +122,7 @@ class CampaignState:
             "ignored": self.ignored, "reduce_seconds": round(self.reduce_seconds, 2),
             "valid_share": round(self.valid_share, 4), "skipped": dict(sorted(self.skipped.items())),
             "excused": dict(sorted(self.excused.items())), "batches": self.batches.to_json(), "stopped": self.stopped,
+            "parked": self.parked, "values_modes": dict(sorted(self.values_modes.items())),
         }
 
     @classmethod
@@ -127,7 +134,8 @@ class CampaignState:
                        float(d["seconds"]), dict(d.get("ops", {})), list(d.get("timeline", [])), int(d.get("ignored", 0)),
                        float(d.get("reduce_seconds", 0.0)), {str(k): int(v) for k, v in d.get("skipped", {}).items()},
                        {str(k): int(v) for k, v in d.get("excused", {}).items()},
-                       BatchFigures.from_json(d.get("batches") or {}), str(d.get("stopped", "")))
+                       BatchFigures.from_json(d.get("batches") or {}), str(d.get("stopped", "")),
+                       int(d.get("parked", 0)), {str(k): int(v) for k, v in d.get("values_modes", {}).items()})
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise CampaignError(f"{path} is not a readable dlfuzz campaign state ({type(e).__name__}: {e}); "
                                 f"move it away or choose another --out") from None
@@ -187,8 +195,10 @@ def run_campaign(cfg: CampaignConfig, progress: Callable[[CampaignState], None] 
     if both:  # torch vs tensorflow: operators of both, at the dtypes both accept
         specs = common_dtype_specs(specs, ("torch", "tensorflow"))
     spec_map = {**SPECS, **{s.id: s for s in specs}}  # inferred specs join the registry for this campaign
-    generator = Generator(framework, specs, GenConfig(max_nodes=cfg.max_nodes))
+    generator = Generator(framework, specs, GenConfig(max_nodes=cfg.max_nodes, graph_mode_trials=any(
+        b.split(":")[0] in ("tf.function", "tf.xla") for b in cfg.backends)))
     store = BugStore(cfg.out, spec_map, cfg.backends[0], cfg.timeout_s)
+    pinning = Pinning(store.root)
     state_path = cfg.out / "campaign.json"
     start = time.monotonic()
     base_seconds = state.seconds
@@ -236,22 +246,48 @@ def run_campaign(cfg: CampaignConfig, progress: Callable[[CampaignState], None] 
         for case in job.members:
             state.cases += 1
             state.valid += 1
+            mode = case.provenance.get("values_mode", "plain")
+            state.values_modes[mode] = state.values_modes.get(mode, 0) + 1
             for op in set(case.graph.op_ids()):
                 state.ops[op] = state.ops.get(op, 0) + 1
 
-    def record(case: Case, index: int, verdict, culprit: str | None, result) -> None:
-        if cfg.ignore is not None and cfg.ignore.matches(signature_of(case, verdict, culprit), verdict.message):
+    def record(case: Case, index: int, verdict, culprit: str | None, verdicts) -> None:
+        sig = signature_of(case, verdict, culprit)
+        if cfg.ignore is not None and cfg.ignore.matches(sig, verdict.message):
             state.ignored += 1
             return
+        extra = None
+        if needs_pin(sig):  # operators come from reduction (reports.pinning)
+            decision = pinning.decide(case, sig)
+            if decision.action == "park":
+                pinning.park(decision.folder, case, verdict, index, list(verdicts))
+                state.parked += 1
+                return
+            sig, extra = decision.signature, {"base_signature": sig.digest}
         _, new = store.record(case, verdict, tolerance(verdict.dtype or "float32"), index, culprit,
-                              verdicts=result.verdicts)
+                              verdicts=verdicts, signature=sig, extra=extra)
         state.sightings += 1
         if new:
             state.bugs += 1
             state.bugs_by_kind[verdict.status] = state.bugs_by_kind.get(verdict.status, 0) + 1
 
+    def settle() -> bool:
+        """After reductions: decide the parked failures, merge twins. True if a parked
+        failure became a new bug (which needs reducing in turn)."""
+        bugs = state.bugs
+        for path, case, verdict, index, verdicts in list(pinning.parked()):
+            path.unlink()
+            state.parked -= 1
+            record(case, index, verdict, None, verdicts)
+        grew = state.bugs > bugs
+        for kind in pinning.merge_twins():
+            state.bugs -= 1
+            state.bugs_by_kind[kind] -= 1
+        return grew
+
     save()
-    prefetch = Prefetcher(lambda index: make_model(generator, spec_map, cfg.seed, index), state.next_index,
+    prefetch = Prefetcher(lambda index: make_model(generator, spec_map, cfg.seed, index, special_values=not both),
+                          state.next_index,
                           depth=cfg.batch * (cfg.workers + 1))
     with prefetch, Sandbox(cfg.backends, timeout_s=cfg.timeout_s * max(1, cfg.batch // 2), workers=cfg.workers,
                            specs=spec_map if set(cfg.ops) - {"spec"} else None, log_dir=cfg.out / "logs") as sandbox:
@@ -287,13 +323,13 @@ def run_campaign(cfg: CampaignConfig, progress: Callable[[CampaignState], None] 
                         state.skip(_declined_reason(result))
                     follow(state.batches, job, 0, bool(result.bugs) or declined(result))
                     for verdict in result.bugs:
-                        if verdict.status == "mismatch":
+                        if needs_probe(member, verdict):  # mismatches; crashes that name no operator
                             pending.appendleft((probe_case(member), Job("probe", [member], [index], verdict, result)))
                         else:
-                            record(member, index, verdict, None, result)
-            else:  # probe: pin the mismatch on the operator where it starts
+                            record(member, index, verdict, None, result.verdicts)
+            else:  # probe: pin the failure on the operator where it starts, and its ATen operator
                 record(job.members[0], job.indices[0], job.verdict,
-                       culprit_from_probe(job.members[0], job.verdict, case, result), job.result)
+                       localize_from_probe(job.members[0], job.verdict, case, result), job.result.verdicts)
             save()
             if progress is not None:
                 progress(state)
@@ -305,7 +341,10 @@ def run_campaign(cfg: CampaignConfig, progress: Callable[[CampaignState], None] 
         prefetch.close()  # reduction below runs models of its own
         if cfg.reduce_s > 0:
             reduce_start = time.monotonic()
-            _reduce_bugs(store, sandbox, cfg, progress is not None)
+            for _ in range(SETTLE_ROUNDS):
+                _reduce_bugs(store, sandbox, cfg, progress is not None)
+                if not settle():
+                    break
             state.reduce_seconds += time.monotonic() - reduce_start
     state.timeline.append([round(base_seconds + time.monotonic() - start, 1), state.cases, state.bugs])
     save()

@@ -52,6 +52,9 @@ class GenConfig:
     kind_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_KIND_WEIGHTS))
     # Run each instance of a ``needs_trial`` spec once before it enters the graph.
     trial_runs: bool = True
+    # Trial runs of TensorFlow instances also inside tf.function: set when a graph backend
+    # (tf.function, tf.xla) is tested, so that graph-mode contracts never enter a model.
+    graph_mode_trials: bool = False
 
 
 def random_leaf_type(rng: random.Random, bounds: Bounds, dtype: str | None = None) -> TensorType:
@@ -191,7 +194,8 @@ class Generator:
             return True
         from rules.trial import trial_run
 
-        return trial_run(spec, self.framework, inst.in_types, inst.attrs, inst.out_types, rng.randrange(2**31))
+        return trial_run(spec, self.framework, inst.in_types, inst.attrs, inst.out_types, rng.randrange(2**31),
+                         graph_mode=self.config.graph_mode_trials)
 
     @staticmethod
     def _leaf(g: Graph, spec: OpSpec, position: int, inst: Instance) -> Value:

@@ -14,7 +14,7 @@ from typing import Mapping
 
 from corpus.case import Case, write_atomic
 from fuzzer.generate import GenConfig, Generator
-from fuzzer.values import SearchResult, search_values
+from fuzzer.values import SearchResult, choose_mode, search_values
 from rules.codegen import program_source
 from rules.spec import OpSpec
 
@@ -49,12 +49,21 @@ def make_case(generator: Generator, seed: int, index: int, draw: int = 0) -> Cas
                 provenance={"generator": "dlfuzz", "index": index, "draw": draw})
 
 
-def make_model(generator: Generator, specs: Mapping[str, OpSpec], seed: int, index: int) -> Model:
-    """Generate model ``index`` and search values for it (runs it in eager mode)."""
+def make_model(generator: Generator, specs: Mapping[str, OpSpec], seed: int, index: int, *,
+               special_values: bool = True) -> Model:
+    """Generate model ``index`` and search values for it (runs it in eager mode).
+    ``special_values``: False for torch-vs-tensorflow campaigns, where NaN and infinity
+    propagate by each framework's own documented rules (``tf.maximum``), not a bug."""
     for draw in range(DRAWS_PER_MODEL):
         case = make_case(generator, seed, index, draw)
-        search = search_values(case.graph, case.framework, specs, random.Random(f"{seed}/{index}/{draw}/values"))
+        # the value mode (wide integers, special floats) has its own stream: plain cases
+        # keep the values they had before modes existed
+        mode = choose_mode(case.graph, specs, random.Random(f"{seed}/{index}/{draw}/mode"),
+                           **({} if special_values else {"special_share": 0.0}))
+        search = search_values(case.graph, case.framework, specs, random.Random(f"{seed}/{index}/{draw}/values"),
+                               mode=mode)
         case.values = search.values
+        case.provenance["values_mode"] = search.mode or "plain"
         if search.ok:
             break
     return Model(case, search, discarded=draw)

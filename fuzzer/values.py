@@ -14,20 +14,35 @@ well for the operator set at hand:
 
 A run that raises is retried with new values too (gather indices, say, depend on values)
 and then discarded.
+
+Beyond finite values, a share of cases (the *value mode*, drawn from the case's seed by
+``choose_mode``) reaches what compilers get wrong (DESIGN §5):
+
+* ``"limits"``: integer leaves without a preferred range take values across their
+  dtype's range, near its limits too (``ValueSpec`` mode ``"limits"``), as long as eager
+  does not overflow on them (``fuzzer.overflow``); otherwise the range shrinks level by
+  level (full range, half of it, half the bits, a quarter of them: an add of two values
+  fits at the second level, a product at the third), then falls back to small values.
+* ``"special"``: once clean values are found, a few elements of some float leaves become
+  NaN, +-inf, -0.0, subnormals or huge magnitudes (``ValueSpec`` mode ``"special"``), on
+  leaves whose results never turn into integers (casting NaN to an integer is undefined,
+  so no reference defines it). The checker accepts NaN/Inf in such a case's reference
+  and compares NaN positions exactly (``oracles.compare.compare_nonfinite``).
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Mapping
 
 import networkx as nx
 import numpy as np
 
 from corpus.graph import Graph
-from corpus.tensor_type import is_float
+from corpus.tensor_type import INT_DTYPES, is_float
 from corpus.values import ValueSpec
+from fuzzer.overflow import overflows
 from rules.execute import all_finite, run_eager
 from rules.spec import OpSpec
 
@@ -36,6 +51,12 @@ DEFAULT_RANGES = {"float": (-2.0, 2.0), "signed": (-8, 8), "uint8": (0, 16), "bo
 # first and most often, since most domains (log, sqrt, pow, div) want positive values.
 REPAIR_RANGES = [(0.5, 2.0), (0.5, 1.0), (0.9, 1.1), (-2.0, -0.5), (-1.0, -0.5), (-0.5, 0.5), (1.0, 2.0)]
 REPAIR_WEIGHTS = [4, 3, 2, 2, 1, 2, 1]
+# Shares of the cases that can take them (integer leaves without a preferred range; float
+# leaves) given wide-range integers and special floats: a minority each, so that the
+# plain, finite cases still dominate.
+LIMITS_SHARE = 0.3
+SPECIAL_SHARE = 0.12
+LIMIT_LEVELS = 4  # range shrinking steps before small values (see limits_range)
 
 
 def _default(dtype: str) -> tuple[float, float]:
@@ -67,11 +88,51 @@ def initial_ranges(graph: Graph, specs: Mapping[str, OpSpec]) -> dict[int, tuple
     return ranges
 
 
+def limits_range(dtype: str, level: int) -> tuple[int, int]:
+    """The integer range of shrink ``level`` (0: the dtype's whole range)."""
+    info = np.iinfo(dtype)
+    bits = info.bits - (1 if info.min < 0 else 0)
+    keep = [bits, bits - 1, bits // 2, bits // 4][level]
+    return (-(2**keep) if info.min < 0 else 0), 2**keep - 1
+
+
+def wide_leaves(graph: Graph, ranges: Mapping[int, tuple[float, float]]) -> list[int]:
+    """Integer leaves free to take any value: no consumer prefers a range (indices,
+    inferred operators' size-like arguments do, and keep it)."""
+    return [leaf for leaf in graph.leaves() if graph.node(leaf).types[0].dtype in INT_DTYPES
+            and ranges[leaf] == _default(graph.node(leaf).types[0].dtype)]
+
+
+def special_leaves(graph: Graph) -> list[int]:
+    """Float leaves none of whose results is turned into integers (float -> int ops on
+    NaN/Inf are undefined); comparisons, giving bools, are defined."""
+    def to_int(n: int) -> bool:
+        node = graph.node(n)
+        return (node.kind == "op" and any(is_float(graph.type_of(v).dtype) for v in graph.inputs_of(n))
+                and any(t.dtype in INT_DTYPES for t in node.types))
+
+    return [leaf for leaf in graph.leaves() if is_float(graph.node(leaf).types[0].dtype)
+            and not any(to_int(n) for n in nx.descendants(graph.nx, leaf))]
+
+
+def choose_mode(graph: Graph, specs: Mapping[str, OpSpec], rng: random.Random,
+                limits_share: float = LIMITS_SHARE, special_share: float = SPECIAL_SHARE) -> str:
+    """The case's value mode: ``"limits"``, ``"special"`` or ``""`` (plain), one draw of
+    ``rng``, among the modes the graph has leaves for."""
+    u = rng.random()
+    if u < limits_share and wide_leaves(graph, initial_ranges(graph, specs)):
+        return "limits"
+    if u >= 1.0 - special_share and special_leaves(graph):
+        return "special"
+    return ""
+
+
 @dataclass
 class SearchResult:
     values: dict[int, ValueSpec]
     outputs: list[np.ndarray] | None  # the graph outputs, None when no clean values were found
     error: str | None = None  # the last exception, when the model never ran
+    mode: str = ""  # the value mode the values have ("" when plain: a mode may fall back)
 
     @property
     def ok(self) -> bool:
@@ -84,25 +145,60 @@ def _with_all_values(graph: Graph) -> Graph:
     return probe
 
 
+def with_specials(graph: Graph, framework: str, specs: Mapping[str, OpSpec], values: dict[int, ValueSpec],
+                  rng: random.Random) -> SearchResult | None:
+    """Clean ``values`` with special floats in some eligible leaves, if eager runs them."""
+    eligible = special_leaves(graph)
+    if not eligible:
+        return None
+    chosen = [leaf for leaf in eligible if rng.random() < 0.5] or [rng.choice(eligible)]
+    trial = {leaf: (replace(v, mode="special") if leaf in chosen else v) for leaf, v in values.items()}
+    try:
+        outputs = run_eager(graph, framework, trial, specs)
+    except Exception:  # noqa: BLE001 - the reference rejects them: keep the clean values
+        return None
+    return SearchResult(trial, outputs, mode="special")
+
+
 def search_values(graph: Graph, framework: str, specs: Mapping[str, OpSpec], rng: random.Random,
-                  rounds: int = 10) -> SearchResult:
+                  rounds: int = 10, mode: str = "") -> SearchResult:
+    """Values for every leaf of ``graph`` on which eager computes only finite values (and,
+    in mode ``"limits"``, no integer overflow); ``mode`` is the case's value mode
+    (``choose_mode``): the result's ``mode`` says which one the values have."""
     ranges = initial_ranges(graph, specs)
     probe = _with_all_values(graph)
     position = {v: i for i, v in enumerate(probe.outputs)}
     error = None
     values: dict[int, ValueSpec] = {}
+    wide = wide_leaves(graph, ranges) if mode == "limits" else []
+    level = 0  # of limits_range; LIMIT_LEVELS: small values
     for _ in range(rounds):
         values = {leaf: ValueSpec(rng.randrange(2**31), *ranges[leaf]) for leaf in graph.leaves()}
+        limits = bool(wide) and level < LIMIT_LEVELS
+        for leaf in wide if limits else ():
+            values[leaf] = ValueSpec(values[leaf].seed, *limits_range(graph.node(leaf).types[0].dtype, level), "limits")
         try:
             everything = run_eager(probe, framework, values, specs)
         except Exception as e:  # a failure of the framework under test: data, not our fault
             error = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            level += limits
             continue
         if all_finite(everything):
-            return SearchResult(values, [everything[position[v]] for v in graph.outputs])
+            if limits:
+                verdict = overflows(probe, framework, values, specs, everything)
+                if verdict is not False:  # overflows, or cannot tell: shrink, or give up on limits
+                    level = level + 1 if verdict else LIMIT_LEVELS
+                    continue
+            result = SearchResult(values, [everything[position[v]] for v in graph.outputs],
+                                  mode="limits" if limits else "")
+            if mode == "special":
+                result = with_specials(graph, framework, specs, values, rng) or result
+            return result
         error = None
         culprit = next(v[0] for v, a in zip(probe.outputs, everything) if not all_finite([a]))
-        for leaf in nx.ancestors(graph.nx, culprit):
+        ancestors = nx.ancestors(graph.nx, culprit)
+        level += limits and any(leaf in ancestors for leaf in wide)
+        for leaf in ancestors:
             if graph.node(leaf).kind == "op" or not is_float(graph.node(leaf).types[0].dtype):
                 continue
             ranges[leaf] = rng.choices(REPAIR_RANGES, weights=REPAIR_WEIGHTS)[0]

@@ -258,7 +258,8 @@ def _tf_function(jit_compile: bool) -> Callable[[str], Prepare]:
 
 # XLA compiles only ops with an XLA kernel for the dtype at hand; TensorFlow documents the
 # gaps (tf.math.cumprod of integers, ...). Such a model is declined, not miscompiled.
-XLA_UNSUPPORTED = (r"Detected unsupported operations when trying to compile", r"No registered '\w+' OpKernel for XLA")
+XLA_UNSUPPORTED = (r"Detected unsupported operations when trying to compile", r"No registered '\w+' OpKernel for XLA",
+                   r"XLA does not support pooling ops with explicit padding")
 
 
 # ---- the registry ------------------------------------------------------------------------

@@ -1,34 +1,45 @@
 """The comparison policy (DESIGN §6): when do a candidate's outputs differ from the
 reference's enough to be a bug?
 
-A report is worth something only if it is a genuine bug, so the policy errs towards
-silence where rounding can explain a difference:
+A report is worth something only if it is a genuine bug, and a real error must never be
+excused: every allowance below is justified by measurement, and every element it excuses
+is counted by reason (``compare_outputs(..., excused=)``, ``CheckResult.excused``).
 
 1. **Shapes and dtypes** must be equal, always.
-2. **Unstable outputs** (``OpSpec.unstable_outputs``: argmax/sort indices under ties,
-   nondeterministic ops), and every value computed from one, are compared for shape and
-   dtype only.
-3. **Integers and bools** must be equal exactly; **floats** within a tolerance
-   ``|C - R| <= atol + rtol * |R|`` for the *least precise float dtype on the output's
-   path* (a float32 output computed from bfloat16 values carries bfloat16 error):
-   float16/bfloat16 loose, float32 medium, float64 tight. NaN/Inf in the candidate where
-   the reference is finite is a mismatch (NaN/Inf in the reference makes the case invalid
-   before any comparison), except across frameworks in float16, where one framework
-   accumulates a reduction in float16 and overflows where the other accumulates in float32.
+2. **Exact values** (an output computed from the inputs only by ops that select or move
+   values, ``oracles.rounding``: max, slicing, indexing, sort values, reshape ...,
+   or that have no float output: comparisons, integer arithmetic) must be equal exactly:
+   no rounding happened anywhere, so a 1-ulp difference is a bug. **Integers and bools**
+   too, except elements that the float64 reference or its noisy runs change (an integer
+   computed from rounded floats).
+3. **Floats** within a tolerance ``|C - R| <= atol + rtol * |R|`` for the *least precise
+   float dtype on the output's path* (a float32 output computed from bfloat16 values
+   carries bfloat16 error): two ulps in half precision (``JUDGED``), else the loose
+   ``TOLERANCES``, which apply alone where there is no float64 reference (elements only
+   they accept are counted, "no float64 reference"). NaN/Inf in the candidate where the
+   reference is finite is a mismatch, except element by element across frameworks in
+   float16, where one framework accumulates a reduction in float16 and overflows.
 4. **The float64 judge**: an element beyond tolerance is still accepted when the candidate
    is close to a float64 recomputation ``R64`` of the graph:
-   ``|C - R64| <= atol + rtol*|R64| + 3*|R - R64| + 2*spread``, where ``spread`` is how far
-   runs of the graph with a few ulps of rounding noise injected after every op (scaled up
-   for reductions) land from ``R64``: the candidate is no worse than rounding explains,
-   however ill-conditioned the graph (``cos`` of a large float16 value, cancellation).
-   Elements that the noise moves by half their magnitude or more (``tan`` next to a pole)
-   are not compared at all.
-   Integer elements that the noisy runs or ``R64`` change are not compared either.
-5. **Discontinuities**: a value downstream of a discontinuous operator (floor, round,
-   comparisons, casts to integer, ... and any float -> int/bool op) may legitimately jump
-   when the operator's inputs differed within tolerance. A remaining difference in such an
-   output is noise when one of those operators is *near* a discontinuity: perturbing its
-   inputs (from the reference's eager run) by one tolerance changes its result.
+   ``|C - R64| <= max(atol + rtol*|R64|, 3*|R - R64| + 2*spread)``, where ``spread`` is
+   how far runs of the graph with rounding noise injected after every op land from
+   ``R64`` (``oracles.recompute``). The noise is measured, never a size formula: one ulp
+   per op in half precision (two in float32/64), none for exact ops, and for
+   accumulations the float64 ``op(|x|)`` times the unit roundoff of the accumulation
+   dtype, capped in half precision (``oracles.rounding.OWN_CAP``) so that a 5% error in
+   a float16 or bfloat16 reduction is always reported. Elements that the noise moves by half their magnitude or more (``tan``
+   next to a pole) are not compared ("rounding chaos").
+5. **Discontinuities and indices**: a value downstream of a discontinuous operator
+   (floor, round, comparisons, casts to integer, argmax, sort indices, any float ->
+   int/bool op) may legitimately jump when the operator's inputs differ within the noise.
+   The probe (``oracles.recompute.DiscontinuityProbe``) perturbs each such operator's
+   inputs by the measured noise, and recomputes the graph downstream with the jumped
+   elements to find which output elements depend on a near-jump: only those are excused
+   ("near discontinuity", "near-tie index"). Inputs that carry no rounding (integers,
+   bools, exact floats) never jump, so an index on them (first index, stable sort: the
+   documented semantics) is compared exactly. An output that is unstable with no
+   operator to probe (``OutputKind.unstable``, nondeterministic) is not compared
+   ("unstable output").
 
 The evidence for 4 and 5 is computed by ``oracles.recompute``; this module receives it as
 callables and calls them only when a difference needs them.
@@ -36,6 +47,7 @@ callables and calls them only when a difference needs them.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
@@ -44,21 +56,31 @@ import numpy as np
 
 from corpus.graph import Graph
 from corpus.tensor_type import is_float
+from oracles.rounding import PRECISION_ORDER, exact_nodes, is_index_op
 from rules.spec import OpSpec
 
-# dtype -> (atol, rtol). Half precision accumulates a few ulps per op (float16's ulp at 1
-# is 1e-3, bfloat16's 8e-3) and fused code rounds at different places than eager.
+# dtype -> (atol, rtol) without a float64 reference. Half precision accumulates a few ulps
+# per op (float16's ulp at 1 is 1e-3, bfloat16's 8e-3) and fused code rounds at different
+# places than eager; without a measurement of that noise only a loose bound is safe.
 TOLERANCES: dict[str, tuple[float, float]] = {
     "float16": (1e-2, 1e-2),
     "bfloat16": (5e-2, 5e-2),
     "float32": (1e-5, 1e-4),
     "float64": (1e-7, 1e-7),  # torch.testing's float64 defaults
 }
+# dtype -> (atol, rtol) where the float64 reference measures the noise: about two ulps in
+# half precision (torch.testing's bfloat16 rtol) and two float16 subnormal ulps, so that
+# the measured noise, not a loose bound, decides whether a few percent are rounding (even
+# in a mean that cancels down to 1e-4).
+JUDGED: dict[str, tuple[float, float]] = {
+    "float16": (2.0**-23, 2e-3),
+    "bfloat16": (2.0**-23, 1.6e-2),
+    "float32": TOLERANCES["float32"],
+    "float64": TOLERANCES["float64"],
+}
 REF_ERROR_FACTOR = 3.0  # rule 4: how many times the reference's own error a candidate may have
 SPREAD_FACTOR = 2.0  # rule 4: how many times the noisy runs' spread
 CHAOS_FRACTION = 0.5  # rule 4: a spread beyond this share of the value: not compared
-# least precise first: bfloat16 has fewer mantissa bits than float16
-PRECISION_ORDER = ("bfloat16", "float16", "float32", "float64")
 # Ops whose materialization in a framework computes in less precision than their dtype, a
 # genuine and documented framework difference: TensorFlow's ResizeBilinear always returns
 # float32 (the spec casts back), so a float64 bilinear resize carries float32 error there.
@@ -66,6 +88,14 @@ COMPUTE_PRECISION: dict[tuple[str, str], str] = {
     ("tensorflow", "core.InterpolateLinear"): "float32",
 }
 
+# Why elements were not judged (CheckResult.excused's keys).
+NEAR_DISCONTINUITY = "near discontinuity"
+NEAR_TIE = "near-tie index"
+PROBE_FAILED = "discontinuity probe failed"
+CHAOS = "rounding chaos"
+OVERFLOW16 = "float16 overflow across frameworks"
+UNSTABLE = "unstable output"
+NO_REFERENCE64 = "no float64 reference"
 
 def precision_caps(frameworks: Sequence[str]) -> dict[str, str]:
     """Op id -> the precision it computes in, for ops any of ``frameworks`` runs coarser."""
@@ -77,8 +107,13 @@ def precision_caps(frameworks: Sequence[str]) -> dict[str, str]:
 
 
 def tolerance(dtype: str) -> tuple[float, float]:
-    """(atol, rtol) for a float dtype; (0, 0) for exact ones."""
+    """(atol, rtol) for a float dtype without a float64 reference; (0, 0) for exact ones."""
     return TOLERANCES.get(dtype, (0.0, 0.0))
+
+
+def judged_tolerance(dtype: str) -> tuple[float, float]:
+    """(atol, rtol) for a float dtype where the float64 reference measures the noise."""
+    return JUDGED.get(dtype, (0.0, 0.0))
 
 
 @dataclass(frozen=True)
@@ -114,9 +149,11 @@ class Reference64:
 class OutputKind:
     """What the graph says about how output ``i`` may be compared."""
 
-    unstable: bool  # an unstable output, or computed from one: shape and dtype only
+    unstable: bool  # an unstable output, or computed from one: compared where no near-tie
     discontinuous: frozenset[int]  # discontinuous op nodes it depends on (itself included)
     precision: str = ""  # least precise float dtype on its path ("" when no float is)
+    exact: bool = False  # no rounding anywhere on its path: compared exactly (rule 2)
+    index: bool = False  # depends on an index op (argmax, sort indices): jumps are ties
 
 
 def value_precision(graph: Graph, node: int, caps: Mapping[str, str] | None = None) -> str:
@@ -131,11 +168,13 @@ def value_precision(graph: Graph, node: int, caps: Mapping[str, str] | None = No
 
 
 def is_discontinuous(graph: Graph, node: int, specs: Mapping[str, OpSpec]) -> bool:
-    """A spec marked discontinuous, or any op turning floats into integers or bools."""
+    """A spec marked discontinuous or with unstable (index) outputs, or any op turning
+    floats into integers or bools."""
     n = graph.node(node)
     if n.kind != "op":
         return False
-    if specs[n.op].discontinuous:  # type: ignore[index]
+    spec = specs[n.op]  # type: ignore[index]
+    if spec.discontinuous or spec.unstable_outputs:
         return True
     float_in = any(is_float(graph.type_of(v).dtype) for v in graph.inputs_of(node))
     return float_in and any(not is_float(t.dtype) for t in n.types)
@@ -146,6 +185,7 @@ def output_kinds(graph: Graph, specs: Mapping[str, OpSpec], frameworks: Sequence
     run the graph."""
     g = graph.nx
     caps = precision_caps(frameworks)
+    exact = exact_nodes(graph, specs)
     unstable_nodes: set[int] = set()  # nodes that read an unstable value, directly or not
     for n in graph.op_nodes():
         listed = specs[graph.node(n).op].unstable_outputs  # type: ignore[index]
@@ -158,7 +198,9 @@ def output_kinds(graph: Graph, specs: Mapping[str, OpSpec], frameworks: Sequence
         listed = graph.node(node).kind == "op" and idx in specs[graph.node(node).op].unstable_outputs  # type: ignore[index]
         ancestors = nx.ancestors(g, node) | {node}
         disc = frozenset(a for a in ancestors if is_discontinuous(graph, a, specs))
-        kinds.append(OutputKind(listed or node in unstable_nodes, disc, value_precision(graph, node, caps)))
+        index = any(is_index_op(specs[graph.node(a).op]) for a in disc)  # type: ignore[index]
+        kinds.append(OutputKind(listed or node in unstable_nodes, disc, value_precision(graph, node, caps),
+                                node in exact, index))
     return kinds
 
 
@@ -172,64 +214,103 @@ def _errors(c: np.ndarray, r: np.ndarray, atol: float) -> tuple[float | None, fl
     return float(diff.max()), float(rel.max())
 
 
+NearJudge = Callable[[frozenset[int]], "bool | Mapping[str, np.ndarray]"]
+
+
+def _count(excused: dict[str, int] | None, reason: str, mask: np.ndarray) -> None:
+    n = int(np.count_nonzero(mask))
+    if excused is not None and n:
+        excused[reason] = excused.get(reason, 0) + n
+
+
+def _excuse_near(bad: np.ndarray, kind: OutputKind, near: NearJudge, excused: dict[str, int] | None) -> np.ndarray:
+    """Rule 5: ``bad`` less the elements that depend on a near-jump, counted by reason.
+    ``near(nodes)`` answers per element (reason -> mask) or, for a whole output, a bool."""
+    if not kind.discontinuous or not bad.any():
+        return bad
+    masks = near(kind.discontinuous)
+    if not isinstance(masks, Mapping):
+        masks = {NEAR_TIE if kind.index else NEAR_DISCONTINUITY: np.full(bad.shape, bool(masks))}
+    for reason, mask in masks.items():
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != bad.shape:
+            mask = np.full(bad.shape, bool(mask.any()))
+        _count(excused, reason, bad & mask)
+        bad = bad & ~mask
+    return bad
+
+
 def compare_output(i: int, ref: Output, cand: Output, kind: OutputKind,
-                   float64: Callable[[], Reference64 | None],
-                   near_discontinuity: Callable[[frozenset[int]], bool],
-                   cross_framework: bool = False) -> Difference | None:
+                   float64: Callable[[], Reference64 | None], near_discontinuity: NearJudge,
+                   cross_framework: bool = False, excused: dict[str, int] | None = None) -> Difference | None:
     """Rules 1-5 on one output. ``float64()`` gives rule 4's evidence for this output (or
-    None); ``near_discontinuity(nodes)`` says whether any of those discontinuous nodes sits
-    near a jump on this case's values."""
+    None); ``near_discontinuity(nodes)`` says which elements depend on a near-jump of those
+    discontinuous nodes on this case's values (reason -> mask, or a bool for all of them).
+    ``excused`` (reason -> elements) hears every differing element not reported."""
     if ref.shape != cand.shape:
         return Difference(i, ref.dtype, f"output {i}: shape {cand.shape} where the reference has {ref.shape}")
     if ref.dtype != cand.dtype:
         return Difference(i, ref.dtype, f"output {i}: dtype {cand.dtype} where the reference has {ref.dtype}")
-    if kind.unstable:
+    if kind.unstable and not kind.discontinuous:  # nothing to probe: nondeterministic
+        _count(excused, UNSTABLE, ref.array != cand.array)
         return None
 
-    def noise() -> bool:
-        return bool(kind.discontinuous) and near_discontinuity(kind.discontinuous)
-
-    if not is_float(ref.dtype):
+    if not is_float(ref.dtype) or kind.exact:
         r, c = ref.array, cand.array
-        bad = r != c
+        bad = ~(r == c)
         if not bad.any():
             return None
-        evidence = float64()
+        evidence = float64() if not is_float(ref.dtype) and not kind.exact else None
         if evidence is not None and evidence.values.shape == r.shape:
-            bad &= (evidence.values == r) & (evidence.spread == 0)
-        if not bad.any() or noise():
+            changed = (evidence.values != r) | (evidence.spread != 0)  # rounding moves it
+            _count(excused, NEAR_TIE if kind.index else NEAR_DISCONTINUITY, bad & changed)
+            bad &= ~changed
+        bad = _excuse_near(bad, kind, near_discontinuity, excused)
+        if not bad.any():
             return None
         max_abs, max_rel = _errors(c[bad].astype(np.float64), r[bad].astype(np.float64), 1.0)
-        return Difference(i, ref.dtype, f"output {i} ({ref.dtype}): {int(bad.sum())} of {bad.size} elements differ",
+        what = "differ" if not is_float(ref.dtype) else "differ (exact ops only: no rounding to allow)"
+        return Difference(i, ref.dtype, f"output {i} ({ref.dtype}): {int(bad.sum())} of {bad.size} elements {what}",
                           max_abs, max_rel)
 
     r = ref.array.astype(np.float64)
     c = cand.array.astype(np.float64)
     precision = min((kind.precision or ref.dtype, ref.dtype), key=PRECISION_ORDER.index)
-    atol, rtol = tolerance(precision)
     nonfinite = ~np.isfinite(c)
     if nonfinite.any():
-        overflow = cross_framework and precision == "float16" and not np.isnan(c).all()
-        if overflow or noise():
-            return None
-        return Difference(i, ref.dtype, f"output {i} ({ref.dtype}): NaN/Inf in {int(nonfinite.sum())} of {c.size} "
-                          "elements where the reference is finite")
-    bad = np.abs(c - r) > atol + rtol * np.abs(r)
+        if cross_framework and precision == "float16":
+            _count(excused, OVERFLOW16, nonfinite)
+        else:
+            wrong = _excuse_near(nonfinite, kind, near_discontinuity, excused)
+            if wrong.any():
+                return Difference(i, ref.dtype, f"output {i} ({ref.dtype}): NaN/Inf in {int(wrong.sum())} of {c.size} "
+                                  "elements where the reference is finite")
+    atol, rtol = judged_tolerance(precision)
+    with np.errstate(invalid="ignore"):
+        bad = ~nonfinite & (np.abs(c - r) > atol + rtol * np.abs(r))
     if not bad.any():
         return None
     evidence = float64()
     if evidence is not None and evidence.values.shape == r.shape:
         r64 = evidence.values.astype(np.float64)
-        allowed = (atol + rtol * np.abs(r64) + REF_ERROR_FACTOR * np.abs(r - r64)
-                   + SPREAD_FACTOR * evidence.spread)
-        # where rounding noise alone moves the value by half its size (tan near a pole),
-        # the value is meaningless: any candidate goes
-        allowed[evidence.spread > CHAOS_FRACTION * (np.abs(r64) + atol)] = np.inf
-        with np.errstate(invalid="ignore"):
+        with np.errstate(invalid="ignore", over="ignore"):
+            allowed = np.maximum(atol + rtol * np.abs(r64),
+                                 REF_ERROR_FACTOR * np.abs(r - r64) + SPREAD_FACTOR * evidence.spread)
+            # where rounding noise alone moves the value by half its size (tan near a
+            # pole), the value is meaningless: not compared, counted
+            chaos = evidence.spread > CHAOS_FRACTION * (np.abs(r64) + atol)
             bad &= ~(np.abs(c - r64) <= allowed)
-        if not bad.any():
-            return None
-    if noise():
+        _count(excused, CHAOS, bad & chaos)
+        bad &= ~chaos
+        unknown = ~np.isfinite(r64)  # (special inputs) no float64 value there: loose tolerance
+    else:
+        unknown = np.ones(r.shape, dtype=bool)
+    loose_atol, loose_rtol = tolerance(precision)
+    within = unknown & (np.abs(c - r) <= loose_atol + loose_rtol * np.abs(r))
+    _count(excused, NO_REFERENCE64, bad & within)
+    bad &= ~within
+    bad = _excuse_near(bad, kind, near_discontinuity, excused)
+    if not bad.any():
         return None
     max_abs, max_rel = _errors(c[bad], r[bad], atol)
     return Difference(i, ref.dtype, f"output {i} ({ref.dtype}): {int(bad.sum())} of {bad.size} elements beyond tolerance",
@@ -238,22 +319,32 @@ def compare_output(i: int, ref: Output, cand: Output, kind: OutputKind,
 
 def compare_outputs(ref: Sequence[Output], cand: Sequence[Output], kinds: Sequence[OutputKind],
                     float64: Callable[[], list[Reference64] | None] = lambda: None,
-                    near_discontinuity: Callable[[frozenset[int]], bool] = lambda nodes: True,
-                    cross_framework: bool = False) -> Difference | None:
+                    near_discontinuity: Callable[..., "bool | Mapping[str, np.ndarray]"] = lambda nodes: True,
+                    cross_framework: bool = False, excused: dict[str, int] | None = None) -> Difference | None:
     """The first output on which ``cand`` differs from ``ref`` (None: they agree).
 
-    Without a ``near_discontinuity`` judge every output downstream of a discontinuous op
-    counts as noise-prone, the conservative choice. ``cross_framework``: the candidate
-    runs another framework than the reference (rule 3's float16 overflow exception).
+    ``near_discontinuity(nodes)`` or, to answer element by element,
+    ``near_discontinuity(nodes, output=i)`` (``DiscontinuityProbe.near``). Without one
+    every element downstream of a discontinuous op counts as noise-prone, the
+    conservative choice. ``cross_framework``: the candidate runs another framework than
+    the reference (rule 3's float16 overflow exception). ``excused`` (reason -> elements)
+    is filled with every differing element not reported, over every output compared.
     """
     if len(ref) != len(cand):
         return Difference(0, "", f"{len(cand)} outputs where the reference has {len(ref)}")
+    try:
+        per_element = "output" in inspect.signature(near_discontinuity).parameters
+    except (TypeError, ValueError):
+        per_element = False
     for i, (r, c) in enumerate(zip(ref, cand)):
         def one64(i: int = i) -> Reference64 | None:
             outs = float64()
             return None if outs is None else outs[i]
 
-        diff = compare_output(i, r, c, kinds[i], one64, near_discontinuity, cross_framework)
+        def near(nodes: frozenset[int], i: int = i) -> "bool | Mapping[str, np.ndarray]":
+            return near_discontinuity(nodes, output=i) if per_element else near_discontinuity(nodes)
+
+        diff = compare_output(i, r, c, kinds[i], one64, near, cross_framework, excused)
         if diff is not None:
             return diff
     return None
@@ -261,3 +352,35 @@ def compare_outputs(ref: Sequence[Output], cand: Sequence[Output], kinds: Sequen
 
 def all_finite(outputs: Sequence[Output]) -> bool:
     return all(not is_float(o.dtype) or bool(np.isfinite(o.array).all()) for o in outputs)
+
+
+# ---- deliberate special values (NaN, +-inf) -------------------------------------------
+
+def compare_nonfinite(ref: Sequence[Output], cand: Sequence[Output]) -> tuple[Difference | None, list[Output], list[Output]]:
+    """For a case fed deliberate special floats (``corpus.values.has_special``), where the
+    reference's NaN/Inf is the point, not a reason to discard the case (DESIGN §6).
+
+    Where the reference is NaN the candidate must be NaN, where it is +-inf the same
+    infinity: a backend that drops or invents a NaN, or flips an infinity's sign, is wrong
+    whatever the tolerance. Returns (the first such difference or None, then both output
+    lists with those agreeing non-finite elements zeroed), so that ``compare_outputs``
+    judges the finite rest as usual, including NaN/Inf where the reference is finite.
+    """
+    masked_ref, masked_cand = list(ref), list(cand)
+    for i, (r, c) in enumerate(zip(ref, cand)):
+        if not is_float(r.dtype) or r.shape != c.shape or r.dtype != c.dtype:
+            continue
+        rv, cv = r.array.astype(np.float64), c.array.astype(np.float64)
+        nan, inf = np.isnan(rv), np.isinf(rv)
+        if not (nan.any() or inf.any()):
+            continue
+        lost = nan & ~np.isnan(cv)
+        wrong = inf & (cv != rv)
+        if lost.any() or wrong.any():
+            what = [f"{int(lost.sum())} NaN the reference has, not the candidate"] if lost.any() else []
+            what += [f"{int(wrong.sum())} infinities of another sign or value"] if wrong.any() else []
+            return Difference(i, r.dtype, f"output {i} ({r.dtype}): {'; '.join(what)} (of {rv.size} elements)"), masked_ref, masked_cand
+        agree = nan | inf
+        masked_ref[i] = Output(r.dtype, r.shape, np.where(agree, 0, r.array).astype(r.array.dtype))
+        masked_cand[i] = Output(c.dtype, c.shape, np.where(agree, 0, c.array).astype(c.array.dtype))
+    return None, masked_ref, masked_cand

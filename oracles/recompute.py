@@ -6,35 +6,32 @@
   inputs* (otherwise there is none), fed with exactly the reference's input values
   upcast (not redrawn: a float32 input is the rounded value, and so must be its float64
   copy);
-* **the noisy runs**: the promoted graph interpreted op by op, with a few ulps (of each
-  value's original dtype) of random rounding noise injected after every op, more for
-  reductions; how far they land from the float64 reference measures how much rounding
-  the graph amplifies (Monte Carlo arithmetic);
-* **the discontinuity probe**: every value of the graph from one eager run; then each
-  discontinuous op is re-run alone on its inputs perturbed by one tolerance (up, down,
-  opposite directions for two-input ops, and random signs for ties); if its result jumps,
-  the op sits near a discontinuity and whatever it feeds may differ legitimately.
+* **the noisy runs**: the promoted graph interpreted op by op, with rounding noise of
+  each value's original dtype injected after every op as ``oracles.rounding`` says (none
+  for exact ops, one ulp in half precision, the accumulation's error for reductions,
+  capped); how far they land from the float64 reference measures how much rounding the
+  graph amplifies (Monte Carlo arithmetic). ``Evidence`` keeps both for every value of
+  the graph, not only the outputs, so that the probe below perturbs by measured noise;
+* the discontinuity probe that uses this evidence is ``oracles.probe`` (re-exported here).
 """
 
 from __future__ import annotations
 
-import random
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from corpus.graph import Graph
-from corpus.tensor_type import FLOAT_DTYPES, is_float
-from corpus.values import ValueSpec
-from oracles.compare import Reference64, is_discontinuous, tolerance, value_precision
+from corpus.tensor_type import FLOAT_DTYPES
+from corpus.values import ValueSpec, has_special
+from oracles.compare import Reference64
+from oracles.probe import DiscontinuityProbe, op_runner, run_eager, all_values, near_discontinuity  # noqa: F401 - re-exported
+from oracles.rounding import NOISE_UNITS, OWN_CAP, UNIT_ROUNDOFF, accumulation_dtype, op_rounding
 from rules.execute import load_module
 from rules.spec import OpSpec
 
-RANDOM_TRIALS = 6
-PROBE_SEED = 0
 NOISE_TRIALS = 4  # all up, all down, then random signs
-NOISE_ULPS = 4.0  # unit roundoffs per op: two ulps, as fused and unfused code may differ
-UNIT_ROUNDOFF = {"bfloat16": 2.0**-8, "float16": 2.0**-11, "float32": 2.0**-24, "float64": 2.0**-53}
+Value = tuple[int, int]
 
 
 # ---- float64 ---------------------------------------------------------------------------
@@ -70,15 +67,6 @@ def _upcast(framework: str, t: Any) -> Any:
     return tf.cast(t, tf.float64) if t.dtype.is_floating else t
 
 
-def _run(framework: str, model: Any, inputs: list[Any]) -> Any:
-    if framework == "torch":
-        import torch
-
-        with torch.no_grad():
-            return model(*inputs)
-    return model(*inputs)
-
-
 def float64_outputs(graph: Graph, framework: str, values: Mapping[int, ValueSpec], specs: Mapping[str, OpSpec],
                     ns: Mapping[str, Any] | None = None) -> list[np.ndarray] | None:
     """The graph's outputs computed in float64 (None when impossible or not finite).
@@ -94,15 +82,15 @@ def float64_outputs(graph: Graph, framework: str, values: Mapping[int, ValueSpec
         ns64 = load_module(promoted, framework, values, specs)
         consts = {k: _upcast(framework, v) for k, v in ns["CONSTS"]().items()}
         inputs = [_upcast(framework, x) for x in ns["INPUTS"]()]
-        outs = _run(framework, ns64["Model"](consts), inputs)
+        outs = run_eager(framework, ns64["Model"](consts), inputs)
         arrays = []
         for o in outs:
             a = np.asarray(ns64["to_numpy"](o))
             arrays.append(a.astype(np.float64) if a.dtype.kind == "f" else a)
     except Exception:  # noqa: BLE001 - no float64 reference, the policy falls back to tolerances
         return None
-    if not all(np.isfinite(a).all() for a in arrays if a.dtype.kind == "f"):
-        return None
+    if not has_special(values.values()) and not all(np.isfinite(a).all() for a in arrays if a.dtype.kind == "f"):
+        return None  # (with deliberate special inputs, the finite elements still judge)
     return arrays
 
 
@@ -115,171 +103,132 @@ def _leaf_arrays(graph: Graph, ns: Mapping[str, Any]) -> dict[tuple[int, int], n
     return env
 
 
-def noisy_spread(graph: Graph, framework: str, specs: Mapping[str, OpSpec], ns: Mapping[str, Any],
-                 clean: list[np.ndarray], caps: Mapping[str, str] | None = None,
-                 trials: int = NOISE_TRIALS) -> list[np.ndarray]:
-    """Per output, the largest distance of a noisy run from ``clean`` (the float64 outputs).
-    ``caps``: ops computing coarser than their dtype (``compare.precision_caps``)."""
+def _own_rounding(graph: Graph, node: int, specs: Mapping[str, OpSpec]) -> str:
+    """``op_rounding``, and "accumulate" for an op of unknown rounding that has fewer
+    output elements than its widest input (it reduces)."""
+    kind = op_rounding(specs[graph.node(node).op])  # type: ignore[index]
+    if kind:
+        return kind
+    widest = max((graph.type_of(v).numel for v in graph.inputs_of(node)), default=1)
+    return "accumulate" if any(t.numel < widest for t in graph.node(node).types) else ""
+
+
+def measure_noise(graph: Graph, framework: str, specs: Mapping[str, OpSpec], ns: Mapping[str, Any],
+                  caps: Mapping[str, str] | None = None, frameworks: Sequence[str] = (),
+                  trials: int = NOISE_TRIALS) -> tuple[dict[Value, np.ndarray], dict[Value, np.ndarray]]:
+    """Every value computed in float64 op by op, and the largest distance of a noisy run
+    from it. ``caps``: ops computing coarser than their dtype (``compare.precision_caps``);
+    ``frameworks``: those whose accumulation dtypes count (``rounding.accumulation_dtype``)."""
     caps = caps or {}
     promoted = promote_float64(graph, framework, specs)
     assert promoted is not None
     leaves = {v: (a.astype(np.float64) if a.dtype.kind == "f" else a) for v, a in _leaf_arrays(graph, ns).items()}
-    runners = {n: _op_runner(promoted, n, framework, specs)[0] for n in promoted.op_nodes()}
-    spread = [np.zeros(np.shape(c), dtype=np.float64) for c in clean]
-    for trial in range(trials):
-        rng = np.random.default_rng(trial)
+    runners = {n: op_runner(promoted, n, framework, specs)[0] for n in promoted.op_nodes()}
+    kinds = {n: _own_rounding(graph, n, specs) for n in graph.op_nodes()}
+    own: dict[Value, np.ndarray] = {}  # the noise each op's result may carry, from the clean run
 
-        def signs(shape: tuple[int, ...]) -> np.ndarray:
-            if trial < 2:
-                return np.full(shape, 1.0 if trial == 0 else -1.0)
-            return rng.choice([-1.0, 1.0], size=shape)
-
+    def run(signs: Callable[[tuple[int, ...]], np.ndarray] | None) -> dict[Value, np.ndarray]:
         env = dict(leaves)
         for n in promoted.op_nodes():
             args = [env[v] for v in promoted.inputs_of(n)]
             outs = runners[n](args)
-            widest = max((a.size for a in args), default=1)
-            for i, (o, t) in enumerate(zip(outs, graph.node(n).types)):
-                if t.dtype in UNIT_ROUNDOFF and o.size:
-                    ulps = NOISE_ULPS * max(1.0, float(np.sqrt(widest / o.size)))  # reductions round more
-                    eps = max(UNIT_ROUNDOFF[t.dtype], UNIT_ROUNDOFF[caps.get(graph.node(n).op, t.dtype)])  # type: ignore[arg-type]
-                    o = o * (1.0 + ulps * eps * signs(o.shape))
+            if signs is None:
+                _own_noise(graph, n, kinds[n], args, outs, runners[n], caps, frameworks, own)
+            for i, o in enumerate(outs):
+                if signs is not None and (n, i) in own:
+                    with np.errstate(invalid="ignore", over="ignore"):  # special inputs: inf * 0
+                        o = o + own[(n, i)] * signs(o.shape)
                 env[(n, i)] = o
-        for k, v in enumerate(graph.outputs):
+        return env
+
+    clean = run(None)
+    spread = {v: np.zeros(np.shape(a)) for v, a in clean.items()}
+    for trial in range(trials):
+        rng = np.random.default_rng(trial)
+
+        def signs(shape: tuple[int, ...], trial: int = trial) -> np.ndarray:
+            if trial < 2:
+                return np.full(shape, 1.0 if trial == 0 else -1.0)
+            return rng.choice([-1.0, 1.0], size=shape)
+
+        noisy = run(signs)
+        for v in spread:
             with np.errstate(invalid="ignore"):
-                spread[k] = np.fmax(spread[k], np.abs(env[v].astype(np.float64) - clean[k].astype(np.float64)))
-    return spread
+                spread[v] = np.fmax(spread[v], np.abs(noisy[v].astype(np.float64) - clean[v].astype(np.float64)))
+    return clean, spread
+
+
+def _own_noise(graph: Graph, n: int, kind: str, args: list[np.ndarray], outs: list[np.ndarray], runner: Any,
+               caps: Mapping[str, str], frameworks: Sequence[str], own: dict[Value, np.ndarray]) -> None:
+    """The rounding noise ``n``'s float results may carry (absolute, per element), into ``own``."""
+    if kind == "exact":
+        return
+    acc: list[np.ndarray] | None = None
+    for i, (o, t) in enumerate(zip(outs, graph.node(n).types)):
+        if t.dtype not in UNIT_ROUNDOFF or not o.size:
+            continue
+        eps = max(UNIT_ROUNDOFF[t.dtype], UNIT_ROUNDOFF[caps.get(graph.node(n).op, t.dtype)])  # type: ignore[arg-type]
+        size = np.nan_to_num(np.abs(o.astype(np.float64)), nan=0.0, posinf=0.0)  # special values: no noise
+        noise = NOISE_UNITS[t.dtype] * eps * size
+        if kind == "accumulate":
+            if acc is None:  # op(|x|): the sum of magnitudes a sum, mean or matmul rounds over
+                try:
+                    acc = [np.abs(a) for a in runner([np.abs(x) if x.dtype.kind == "f" else x for x in args])]
+                except Exception:  # noqa: BLE001 - an op that rejects |x|: the cap below decides
+                    acc = [np.full(np.shape(x), np.inf) for x in outs]
+            u = UNIT_ROUNDOFF.get(accumulation_dtype(t.dtype, frameworks), eps)
+            with np.errstate(invalid="ignore", over="ignore"):
+                extra = u * acc[i] if np.shape(acc[i]) == o.shape else np.zeros(o.shape)
+            if t.dtype in ("float16", "bfloat16"):  # a 5% error in a half reduction is always reported
+                extra = np.minimum(extra, np.maximum(OWN_CAP * size - noise, 0.0))
+            noise = noise + np.nan_to_num(extra, posinf=0.0)
+        own[(n, i)] = noise
+
+
+class Evidence:
+    """Rule 4's evidence for one case, computed once, on demand: the float64 outputs, and
+    for every value of the graph its float64 recomputation and the noisy runs' spread."""
+
+    def __init__(self, graph: Graph, framework: str, values: Mapping[int, ValueSpec], specs: Mapping[str, OpSpec],
+                 ns: Mapping[str, Any] | None = None, caps: Mapping[str, str] | None = None,
+                 frameworks: Sequence[str] = ()) -> None:
+        self.graph, self.framework, self.values, self.specs = graph, framework, values, specs
+        self.ns, self.caps, self.frameworks = ns, caps, tuple(frameworks) or (framework,)
+        self._done = False
+        self._outputs: list[Reference64] | None = None
+        self._all: tuple[dict[Value, np.ndarray], dict[Value, np.ndarray]] | None = None
+
+    def outputs(self) -> list[Reference64] | None:
+        """Per output: float64 values and spread (zero spread when the noisy runs fail);
+        None when there is no float64 reference."""
+        self._compute()
+        return self._outputs
+
+    def value(self, v: Value) -> tuple[np.ndarray, np.ndarray] | None:
+        """(float64 value, spread) of one value of the graph, or None when unknown."""
+        self._compute()
+        return None if self._all is None or v not in self._all[0] else (self._all[0][v], self._all[1][v])
+
+    def _compute(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        clean = float64_outputs(self.graph, self.framework, self.values, self.specs, self.ns)
+        if clean is None:
+            return
+        self._outputs = [Reference64(c, np.zeros(np.shape(c))) for c in clean]
+        try:
+            ns = self.ns if self.ns is not None else load_module(self.graph, self.framework, self.values, self.specs)
+            self._all = measure_noise(self.graph, self.framework, self.specs, ns, self.caps, self.frameworks)
+        except Exception:  # noqa: BLE001 - the clean reference alone still judges
+            return
+        spread = self._all[1]
+        self._outputs = [Reference64(c, spread[v] if np.shape(spread[v]) == np.shape(c) else np.zeros(np.shape(c)))
+                         for c, v in zip(clean, self.graph.outputs)]
 
 
 def reference64(graph: Graph, framework: str, values: Mapping[int, ValueSpec], specs: Mapping[str, OpSpec],
-                ns: Mapping[str, Any] | None = None, caps: Mapping[str, str] | None = None) -> list[Reference64] | None:
-    """Rule 4's evidence for every output: float64 outputs and the noisy runs' spread
-    (zero spread when the noisy runs fail). None when there is no float64 reference."""
-    clean = float64_outputs(graph, framework, values, specs, ns)
-    if clean is None:
-        return None
-    try:
-        ns = ns if ns is not None else load_module(graph, framework, values, specs)
-        spread = noisy_spread(graph, framework, specs, ns, clean, caps)
-    except Exception:  # noqa: BLE001 - the clean reference alone still judges
-        spread = [np.zeros(np.shape(c)) for c in clean]
-    return [Reference64(c, s) for c, s in zip(clean, spread)]
-
-
-# ---- the discontinuity probe -----------------------------------------------------------
-
-def all_values(graph: Graph, framework: str, values: Mapping[int, ValueSpec], specs: Mapping[str, OpSpec]) -> dict[tuple[int, int], np.ndarray]:
-    """Every value (leaves and op outputs) of one eager run of ``graph``."""
-    full = graph.copy()
-    full.outputs = list(full.values())
-    ns = load_module(full, framework, values, specs)
-    model = ns["Model"](ns["CONSTS"]())
-    outs = _run(framework, model, ns["INPUTS"]())
-    return {v: ns["to_numpy"](o) for v, o in zip(full.outputs, outs)}
-
-
-def _op_runner(graph: Graph, node: int, framework: str, specs: Mapping[str, OpSpec]) -> tuple[Any, list[str]]:
-    """A one-op model computing ``node`` from inputs fed as arrays: (callable, input dtypes)."""
-    single = Graph()
-    args = [single.add_leaf(graph.type_of(v)) for v in graph.inputs_of(node)]
-    n = graph.node(node)
-    single.outputs = single.add_op(n.op, n.attrs, args, list(n.types))  # type: ignore[arg-type]
-    dummy = {leaf: ValueSpec(0, 0.0, 1.0) for leaf in single.leaves()}
-    ns = load_module(single, framework, dummy, specs)
-    model = ns["Model"]({})
-    dtypes = [graph.type_of(v).dtype for v in graph.inputs_of(node)]
-
-    def run(arrays: list[np.ndarray]) -> list[np.ndarray]:
-        tensors = [ns["to_tensor"](a, d) for a, d in zip(arrays, dtypes)]
-        return [np.asarray(ns["to_numpy"](o)) for o in _run(framework, model, tensors)]
-
-    return run, dtypes
-
-
-def _step_like(deltas: list[np.ndarray], shape: tuple[int, ...]) -> np.ndarray | float:
-    """The perturbation per output element (elementwise ops broadcast their inputs)."""
-    try:
-        return np.max(np.stack([np.broadcast_to(d, shape) for d in deltas]), axis=0)
-    except ValueError:
-        return max(float(d.max()) if d.size else 0.0 for d in deltas)
-
-
-def _jumped(base: list[np.ndarray], moved: list[np.ndarray], out_dtypes: list[str], deltas: list[np.ndarray],
-            precision: str) -> bool:
-    for b, m, d in zip(base, moved, out_dtypes):
-        if b.shape != m.shape:
-            return True
-        if not is_float(d):
-            if (b != m).any():
-                return True
-            continue
-        b64, m64 = b.astype(np.float64), m.astype(np.float64)
-        atol, rtol = tolerance(precision or d)
-        if (~np.isfinite(m64) & np.isfinite(b64)).any():
-            return True
-        # a continuous op moves by about the perturbation; a jump by much more
-        if (np.abs(m64 - b64) > 2 * (atol + rtol * np.abs(b64)) + 2 * _step_like(deltas, b.shape)).any():
-            return True
-    return False
-
-
-def near_discontinuity(graph: Graph, node: int, framework: str, specs: Mapping[str, OpSpec],
-                       env: Mapping[tuple[int, int], np.ndarray], rng: random.Random,
-                       caps: Mapping[str, str] | None = None) -> bool:
-    """Does ``node``'s result change when its float inputs move by one tolerance (of the
-    least precise float dtype upstream of each input)?"""
-    args = graph.inputs_of(node)
-    inputs = [env[v] for v in args]
-    run, dtypes = _op_runner(graph, node, framework, specs)
-    base = run(inputs)
-    floats = [i for i, d in enumerate(dtypes) if is_float(d)]
-    if not floats:
-        return False  # exact inputs: the op computes the same everywhere
-    deltas = {}
-    for i in floats:
-        precision = value_precision(graph, args[i][0], caps) if graph.node(args[i][0]).kind == "op" else dtypes[i]
-        atol, rtol = tolerance(precision or dtypes[i])
-        deltas[i] = atol + rtol * np.abs(inputs[i].astype(np.float64))
-    patterns: list[list[Any]] = [[1.0 if k % 2 == 0 else -1.0 for k in range(len(floats))],
-                                 [-1.0 if k % 2 == 0 else 1.0 for k in range(len(floats))]]
-    nprng = np.random.default_rng(rng.randrange(2**32))
-    for _ in range(RANDOM_TRIALS):
-        patterns.append([nprng.choice([-1.0, 1.0], size=inputs[i].shape) for i in floats])
-    out_dtypes = [t.dtype for t in graph.node(node).types]
-    precision = value_precision(graph, node, caps)
-    for signs in patterns:
-        moved = list(inputs)
-        for k, i in enumerate(floats):
-            moved[i] = (inputs[i].astype(np.float64) + signs[k] * deltas[i]).astype(inputs[i].dtype)
-        if _jumped(base, run(moved), out_dtypes, list(deltas.values()), precision):
-            return True
-    return False
-
-
-class DiscontinuityProbe:
-    """Answers ``near(nodes)`` for one case, computing what it needs once, on demand."""
-
-    def __init__(self, graph: Graph, framework: str, values: Mapping[int, ValueSpec], specs: Mapping[str, OpSpec],
-                 caps: Mapping[str, str] | None = None) -> None:
-        self.graph, self.framework, self.values, self.specs, self.caps = graph, framework, values, specs, caps
-        self._env: dict[tuple[int, int], np.ndarray] | None = None
-        self._near: dict[int, bool] = {}
-
-    def near(self, nodes: Iterable[int]) -> bool:
-        for n in sorted(nodes):
-            if n not in self._near:
-                self._near[n] = self._probe(n)
-            if self._near[n]:
-                return True
-        return False
-
-    def _probe(self, node: int) -> bool:
-        if not is_discontinuous(self.graph, node, self.specs):
-            return False
-        try:
-            if self._env is None:
-                self._env = all_values(self.graph, self.framework, self.values, self.specs)
-            return near_discontinuity(self.graph, node, self.framework, self.specs, self._env,
-                                      random.Random(f"{PROBE_SEED}/{node}"), self.caps)
-        except Exception:  # noqa: BLE001 - cannot tell: assume the worst (noise), never a false report
-            return True
+                ns: Mapping[str, Any] | None = None, caps: Mapping[str, str] | None = None,
+                frameworks: Sequence[str] = ()) -> list[Reference64] | None:
+    """Rule 4's evidence for every output (``Evidence.outputs``)."""
+    return Evidence(graph, framework, values, specs, ns, caps, frameworks).outputs()

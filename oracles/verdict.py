@@ -16,7 +16,10 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-STATUSES = ("ok", "crash", "abort", "timeout", "mismatch")
+# "eager-validation": a compiler's fake-tensor/meta check rejects, at compile time, a call
+# that eager ran: eager's validation is missing (or the meta function is too strict); a
+# bug of its own kind, signed like a crash and listed apart in the summary
+STATUSES = ("ok", "crash", "abort", "timeout", "mismatch", "eager-validation")
 STAGES = ("compile", "run", "")
 
 MAX_MESSAGE = 300
@@ -75,6 +78,54 @@ def exception_message(exc: BaseException) -> str:
     return normalize_text(f"{name}: {line}" if line else name)
 
 
+# A compile-time rejection by fake-tensor propagation or a meta function: Dynamo's wrapper
+# says so in its message; AOT tracing raises the meta function's own error, recognized by
+# where it was raised (a meta registration, a reference implementation; a decomposition
+# only through an explicit ``torch._check``, as a decomposition's own crash is a bug).
+_FAKE_MESSAGES = ("when making fake tensor call", "failed to run FX node with fake tensors")
+_META_FILES = re.compile(r"torch[/\\](_meta_registrations\.py|_refs[/\\]|_prims_common[/\\]|_prims[/\\])")
+_DECOMP_FILES = re.compile(r"torch[/\\]_decomp[/\\]")
+
+
+def is_meta_rejection(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an exception it wraps) is a fake-tensor or meta-function check
+    rejecting a call: raised from the meta side, not from the compiler's own code."""
+    seen = 0
+    while isinstance(exc, BaseException) and seen < 6:
+        if any(m in str(exc) for m in _FAKE_MESSAGES):
+            return True
+        tb, files, last = exc.__traceback__, [], ""
+        while tb is not None:
+            files.append(tb.tb_frame.f_code.co_filename)
+            last = tb.tb_frame.f_code.co_name
+            tb = tb.tb_next
+        # the innermost frames: where the check fired (torch._check adds two of its own)
+        if any(_META_FILES.search(f) for f in files[-4:]):
+            return True
+        if last.startswith("_check") and any(_DECOMP_FILES.search(f) for f in files[-4:]):
+            return True
+        exc = getattr(exc, "inner_exception", None) or exc.__cause__  # type: ignore[assignment]
+        seen += 1
+    return False
+
+
+_FAKE_CALL = re.compile(r"call_function (?:<built-in method |<function |<OpOverload\(op=')?([\w.]+).*?\): got (\w+)\((.*?)\)\s*$",
+                        re.MULTILINE)
+
+
+def meta_rejection_message(exc: BaseException) -> str:
+    """``exception_message`` of a fake-tensor rejection, with what Dynamo's wrapper hides
+    after its first line: the call it rejected and the inner error (``... fake tensor
+    call: grid_sampler_2d: RuntimeError: Invalid interpolation mode 5``), so that two
+    different rejections read, and sign, apart."""
+    message = exception_message(exc)
+    found = _FAKE_CALL.search(str(_unwrap(exc)))
+    if found is None:
+        return message
+    api, kind, inner = found.group(1).split(".")[-1], found.group(2), found.group(3).strip("'\"")
+    return normalize_text(f"{message}: {api}: {kind}: {inner}")
+
+
 @dataclass(frozen=True)
 class Verdict:
     backend: str
@@ -89,6 +140,13 @@ class Verdict:
     # a crash the backend documents as a limitation (XLA has no kernel for an op): the
     # backend declined the model; kept for the record, never counted as a bug
     unsupported: bool = False
+    # why a failure is not the backend's bug although it is not a documented limitation
+    # either ("graph-mode contract": tf.function without XLA fails alike); counted as
+    # skipped by this reason. Set together with ``unsupported``.
+    declined: str = ""
+    # the ATen operator(s) the failure is pinned on (``oracles.aten``, on probe cases):
+    # many Python APIs lower to one faulty ATen op, and the signature names it
+    aten_ops: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -112,13 +170,14 @@ class Verdict:
             max_abs=None if data.get("max_abs") is None else float(data["max_abs"]),
             max_rel=None if data.get("max_rel") is None else float(data["max_rel"]),
             dtype=str(data.get("dtype", "")), seconds=float(data.get("seconds", 0.0)),
-            unsupported=bool(data.get("unsupported", False)),
+            unsupported=bool(data.get("unsupported", False)), declined=str(data.get("declined", "")),
+            aten_ops=tuple(str(op) for op in data.get("aten_ops", ()) or ()),
         )
 
     def summary(self) -> str:
         """One line for logs and reports."""
         where = f" at {self.stage}" if self.stage else ""
-        status = f"{self.status} (unsupported)" if self.unsupported else self.status
+        status = f"{self.status} ({self.declined or 'unsupported'})" if self.unsupported else self.status
         return f"{self.backend}: {status}{where}" + (f": {self.message}" if self.message else "")
 
 

@@ -11,7 +11,9 @@ list again until none makes progress (a fixpoint) or the budget is spent. A cand
 2. the same bug: the oracle (``check(case) -> CheckResult``) gives the backend a verdict
    with the same signature (``reports.signature``), computed over the original case's
    operators: the same kind, stage and normalized message; for a mismatch the same
-   culprit operator, found by a localization probe (``reports.localize``), a second call.
+   culprit operator, found by a localization probe (``reports.localize``), a second call;
+   where the bug is pinned on ATen operators (a mismatch, or a crash whose message names
+   no operator), the probe must find the same ones (tried first, so it costs one compile).
 
 Budgets: wall-clock seconds and oracle calls; the best case so far is kept whenever a
 budget runs out. Identical candidates are checked once.
@@ -30,7 +32,7 @@ from typing import Callable, Mapping
 from corpus.case import Case
 from corpus.tensor_type import FLOAT_DTYPES
 from oracles.verdict import CheckResult, Verdict
-from reports.localize import culprit_from_probe, probe_case
+from reports.localize import Culprit, localize_from_probe, probe_case
 from reports.passes import PASSES, Context, Pass
 from reports.signature import Signature, sign
 from reports.validate import is_valid
@@ -58,6 +60,7 @@ class Reduction:
     nodes_before: int = 0
     nodes_after: int = 0
     operators_before: int = 0
+    localized: Culprit = field(default_factory=Culprit)  # both levels of the culprit on ``case``
     operators_after: int = 0
 
     def stats(self) -> dict:
@@ -97,20 +100,23 @@ def _key(case: Case) -> str:
 
 
 def reduce_case(case: Case, verdict: Verdict, check: Check, specs: Mapping[str, OpSpec], *,
-                culprit: str | None = None, time_s: float = 60.0, max_checks: int = 500,
+                culprit: str | Culprit | None = None, time_s: float = 60.0, max_checks: int = 500,
                 passes: list[tuple[str, Pass]] | None = None,
                 log: Callable[[str], None] | None = None) -> Reduction:
     """Minimize ``case`` while ``check`` keeps showing ``verdict``'s bug.
 
-    ``culprit``: for a mismatch, the operator the bug is pinned on (as recorded).
+    ``culprit``: where the bug is pinned (as recorded): for a mismatch the API operator, and
+    the ATen operators where known (``reports.localize.Culprit``; a bare id is the API one).
     """
     start = time.monotonic()
     original_ops = case.graph.op_ids()
-    target = sign(verdict.status, verdict.backend, verdict.stage, verdict.message, original_ops, culprit)
-    focus = tuple(sorted({culprit} if culprit else set(target.operators)))
+    loc = culprit if isinstance(culprit, Culprit) else Culprit(culprit, (), verdict.dtype)
+    target = sign(verdict.status, verdict.backend, verdict.stage, verdict.message, original_ops, loc.api, loc.aten,
+                  loc.dtype or verdict.dtype)
+    focus = tuple(sorted({loc.api} if loc.api else set(target.operators) - set(loc.aten)))
     ctx = Context(specs, verdict.status, verdict.output, focus)
-    red = Reduction(case, verdict, None, culprit, target, nodes_before=len(case.graph),
-                    operators_before=len(case.graph.op_nodes()))
+    red = Reduction(case, verdict, None, loc.api, target, nodes_before=len(case.graph),
+                    operators_before=len(case.graph.op_nodes()), localized=loc)
     seen: dict[str, bool] = {_key(case): True}
 
     def call(c: Case) -> CheckResult:
@@ -119,18 +125,23 @@ def reduce_case(case: Case, verdict: Verdict, check: Check, specs: Mapping[str, 
         red.checks += 1
         return check(c)
 
-    def shows_bug(c: Case) -> tuple[CheckResult, Verdict, str | None] | None:
+    def shows_bug(c: Case) -> tuple[CheckResult, Verdict, Culprit] | None:
         result = call(c)
         if not result.valid:
             return None
         v = result.verdict(verdict.backend)
         if v is None or v.status != verdict.status or v.stage != verdict.stage:
             return None
-        found = None
-        if v.status == "mismatch":
-            probe = probe_case(c)
-            found = culprit_from_probe(c, v, probe, call(probe))
-        if sign(v.status, v.backend, v.stage, v.message, original_ops, found).digest != target.digest:
+        found = Culprit()
+        if v.status == "mismatch" or (v.status == "crash" and loc.aten):
+            probe = probe_case(c, loc.aten)
+            found = localize_from_probe(c, v, probe, call(probe))
+        # a bug recorded at the API level (no ATen op known: a fusion fault, or a caller that
+        # passed only the API culprit) is compared at that level
+        if not loc.aten:
+            found = Culprit(found.api, (), found.dtype)
+        if sign(v.status, v.backend, v.stage, v.message, original_ops, found.api, found.aten,
+                found.dtype or v.dtype).digest != target.digest:
             return None
         return result, v, found
 
@@ -150,7 +161,8 @@ def reduce_case(case: Case, verdict: Verdict, check: Check, specs: Mapping[str, 
                         seen[k] = outcome is not None
                         if outcome is None:
                             continue
-                        red.case, (red.result, red.verdict, red.culprit) = cand, outcome
+                        red.case, (red.result, red.verdict, red.localized) = cand, outcome
+                        red.culprit = red.localized.api
                         ctx.output = red.verdict.output
                         red.steps.append(name)
                         if log:
@@ -181,13 +193,12 @@ def reduce_bug_folder(folder: Path, check: Check, specs: Mapping[str, OpSpec], *
     """
     from corpus.case import write_atomic
     from oracles.compare import tolerance
-    from reports.bugs import write_bug_files
+    from reports.bugs import bug_culprit, write_bug_files
 
     bug = json.loads((folder / "bug.json").read_text())
     case = Case.load(folder / "case.json")
     verdict = Verdict.from_json(bug["verdict"])
-    parts = bug.get("signature_parts", {})
-    culprit = (parts.get("operators") or [None])[0] if verdict.status == "mismatch" else None
+    culprit = bug_culprit(bug)
     verdicts = [Verdict.from_json(v) for v in bug.get("verdicts", [])] or None
     if verify:
         result = check(case)
@@ -203,7 +214,9 @@ def reduce_bug_folder(folder: Path, check: Check, specs: Mapping[str, OpSpec], *
         verdicts = list(red.result.verdicts)
         write_bug_files(folder, red.case, red.verdict, red.signature, bug["backends"][0], specs,
                         tolerance(red.verdict.dtype or "float32"), timeout_s, verdicts=verdicts,
-                        reduced_from=(previous.get("operators_before", red.operators_before), red.operators_after))
+                        reduced_from=(previous.get("operators_before", red.operators_before), red.operators_after),
+                        culprit=red.localized, apis=bug.get("apis", []))
+        bug["localized"] = red.localized.to_json()
         bug["verdict"] = red.verdict.to_json()
         bug["verdicts"] = [v.to_json() for v in verdicts]
         bug["operators_reduced"] = sorted(set(red.case.graph.op_ids()))

@@ -16,6 +16,7 @@ from corpus.case import Case
 from corpus.tensor_type import is_float
 from oracles.compare import tolerance
 from oracles.verdict import Verdict
+from reports.localize import Culprit
 from reports.signature import Signature
 from reports.snippet import snippet
 from rules.spec import OpSpec
@@ -100,6 +101,8 @@ def symptom(verdict: Verdict) -> str:
     stage = "at compile time" if verdict.stage == "compile" else "at run time"
     if verdict.status == "crash":
         return f"raises {_exception_type(verdict.message)} {stage}"
+    if verdict.status == "eager-validation":
+        return f"rejects in its fake-tensor/meta checks a call eager runs ({_exception_type(verdict.message)})"
     if verdict.status == "abort":
         sig = verdict.message.removeprefix("killed by signal ").strip()
         return f"kills the process ({sig}) {stage}" if sig.startswith("SIG") else f"kills the process {stage}"
@@ -137,13 +140,52 @@ def _user_module(backend: str) -> str:
     return f" (and `{target.split(':')[0]}`, the custom backend's module)" if ":" in target else ""
 
 
+def _api_label(op: str, case: Case, specs: Mapping[str, OpSpec] | None) -> str:
+    """``torch.add`` (``core.Add``): the function as the user wrote it, and the op id."""
+    nodes = [n for n in case.graph.op_nodes() if case.graph.node(n).op == op]
+    name = api_name(op, case.framework, case.graph.node(nodes[0]).attrs if nodes else {}, specs)
+    return f"`{name}` (`{op}`)" if name not in (op, op.split(".")[-1]) else f"`{op}`"
+
+
+def _where(case: Case, verdict: Verdict, culprit: Culprit | None, apis: Sequence[str],
+           specs: Mapping[str, OpSpec] | None) -> list[str]:
+    """Both levels of the culprit: the API the model calls, the ATen operator that is wrong."""
+    if culprit is None or not (culprit.api or culprit.aten):
+        return []
+    lines = ["## Where it goes wrong"]
+    if culprit.api:
+        lines.append(f"The model calls {_api_label(culprit.api, case, specs)}: its output is the first value that "
+                     f"differs from the reference, while its inputs still agree.")
+    if culprit.aten:
+        ops = ", ".join(f"`{op}`" for op in culprit.aten)
+        what = "differs from eager" if verdict.status == "mismatch" else "raises the same error"
+        if len(culprit.aten) == 1:
+            wrong = "is wrong" if verdict.status == "mismatch" else "fails"
+            lines.append(f"The ATen operator that {wrong} is {ops}: lowered to ATen as `{verdict.backend}` lowers "
+                         f"it and compiled alone on the values it receives here, it already {what}.")
+        else:
+            lines.append(f"The ATen operators {ops} together are wrong: compiled as the smallest part of the ATen graph "
+                         f"that fails, on the values they receive here, they {what}.")
+    elif verdict.backend.startswith("torch.") and verdict.status == "mismatch":
+        lines.append("No part of its ATen graph was found failing when compiled alone (a fault that needs the "
+                     "surrounding graph, such as a fusion, or one the localization could not isolate): the bug is "
+                     "signed by the API operator.")
+    others = [a for a in apis if a != culprit.api]
+    if others:
+        lines.append(f"The same fault was also met through {', '.join(_api_label(a, case, specs) for a in others)}.")
+    return [part for line in lines for part in (line, "")]
+
+
 def render_report(case: Case, verdict: Verdict, sig: Signature, reference: str, repro: str, *,
                   specs: Mapping[str, OpSpec] | None = None, verdicts: Sequence[Verdict] | None = None,
                   versions_info: Mapping[str, str] | None = None, folder: str | None = None,
-                  reduced_from: tuple[int, int] | None = None) -> str:
+                  reduced_from: tuple[int, int] | None = None, culprit: Culprit | None = None,
+                  apis: Sequence[str] = ()) -> str:
     """The Markdown report of one bug. ``versions_info`` defaults to this machine's
     (``versions``); ``folder`` is the bug folder's name for the replay command;
-    ``reduced_from``: (operator nodes found with, operator nodes now)."""
+    ``reduced_from``: (operator nodes found with, operator nodes now); ``culprit``: where
+    it is pinned, the API and the ATen level (``reports.localize``); ``apis``: every API
+    operator the bug was met through."""
     frameworks = sorted({case.framework} | {"tensorflow" if b.startswith("tf.") else "torch"
                                             for b in (reference, verdict.backend)})
     info = dict(versions_info) if versions_info is not None else versions(frameworks)
@@ -188,12 +230,19 @@ def render_report(case: Case, verdict: Verdict, sig: Signature, reference: str, 
     elif verdict.status == "crash":
         lines += [f"Expected: `{verdict.backend}` runs the model like `{reference}`.",
                   f"Actual: it raises at the {verdict.stage or 'run'} stage:", "", "```", verdict.message, "```", ""]
+    elif verdict.status == "eager-validation":
+        lines += [f"Expected: eager and `{verdict.backend}` agree on whether this call is valid.",
+                  f"Actual: `{reference}` runs it, while `{verdict.backend}`'s fake-tensor/meta checks reject it at "
+                  "compile time: eager's input validation is missing (or the meta function is too strict):",
+                  "", "```", verdict.message, "```", ""]
     elif verdict.status == "abort":
         lines += [f"Expected: `{verdict.backend}` runs the model like `{reference}`.",
                   f"Actual: the process dies at the {verdict.stage or 'run'} stage ({verdict.message}).", ""]
     else:
         lines += [f"Expected: `{verdict.backend}` finishes like `{reference}` (well under a second).",
                   f"Actual: it does not finish at the {verdict.stage or 'run'} stage ({verdict.message}).", ""]
+
+    lines += _where(case, verdict, culprit, apis, specs)
 
     rows, agree, differ = _backend_rows(verdicts or [], reference, verdict)
     lines += ["## Backends", "", "| backend | result |", "| --- | --- |", *rows, ""]

@@ -10,6 +10,13 @@ A signature hashes (kind, backend, stage, symptom, operators):
   where the candidate first diverges (``reports.localize``); for a crash it is the operators the message names, if
   any, else none (reduction, which shrinks a case to the few operators that matter,
   re-signs the bug with them).
+
+For torch, failures are pinned one level lower where they can be: the ATen operator(s)
+the localization finds failing alone (``oracles.aten``), since one faulty ATen operator is
+reached through many Python APIs and must be one bug. A mismatch with ATen operators is
+signed by them plus a coarse dtype class of the differing value (``half``, ``float``,
+``int``, ``bool``: a kernel's half-precision path is not its float32 path), replacing the
+API operator; a crash whose message names no operator gets its ATen operators.
 """
 
 from __future__ import annotations
@@ -55,13 +62,20 @@ def normalize_message(message: str) -> str:
     return text[:300]
 
 
+def api_of(op: str) -> str:
+    """The API an operator id stands for: an inferred or replayed operator's id carries
+    its partial operator (``torch.argmin#b142``, ``...#8cfc/2``), one API under several
+    call signatures; a fault of the API is one bug whichever signature met it."""
+    return op.split("#", 1)[0]
+
+
 def _mentioned_ops(message: str, operators: Iterable[str]) -> list[str]:
     low = message.lower()
     found = []
     for op in operators:
-        name = op.split(".")[-1].lower()
+        name = api_of(op).split(".")[-1].lower()
         if re.search(rf"\b{re.escape(name)}\b", low):
-            found.append(op)
+            found.append(api_of(op))
     return sorted(set(found))
 
 
@@ -89,12 +103,30 @@ class Signature:
                 "operators": list(self.operators), "digest": self.digest}
 
 
+def dtype_class(dtype: str) -> str:
+    """``half``, ``float``, ``complex``, ``int`` or ``bool`` ("" when unknown)."""
+    if dtype in ("float16", "bfloat16"):
+        return "half"
+    if dtype.startswith("float"):
+        return "float"
+    if dtype.startswith("complex"):
+        return "complex"
+    if dtype.startswith(("int", "uint")):
+        return "int"
+    return "bool" if dtype == "bool" else ""
+
+
 def sign(kind: str, backend: str, stage: str, message: str, case_ops: Iterable[str],
-         culprit_op: str | None = None) -> Signature:
-    """The signature of one failing verdict on a case whose operators are ``case_ops``."""
+         culprit_op: str | None = None, aten_ops: Iterable[str] = (), dtype: str = "") -> Signature:
+    """The signature of one failing verdict on a case whose operators are ``case_ops``.
+    ``aten_ops``, ``dtype``: the ATen-level culprit and the differing value's dtype."""
     case_ops = sorted(set(case_ops))
+    aten = tuple(sorted(set(aten_ops)))
     if kind == "mismatch":
-        return Signature(kind, backend, stage, "", (culprit_op,) if culprit_op else ())
-    if kind == "crash":
-        return Signature(kind, backend, stage, normalize_message(message), tuple(_mentioned_ops(message, case_ops)))
+        if aten:
+            return Signature(kind, backend, stage, dtype_class(dtype), aten)
+        return Signature(kind, backend, stage, "", (api_of(culprit_op),) if culprit_op else ())
+    if kind in ("crash", "eager-validation"):  # a fake-tensor/meta rejection is signed like a crash
+        named = tuple(_mentioned_ops(message, case_ops))
+        return Signature(kind, backend, stage, normalize_message(message), named or (aten if kind == "crash" else ()))
     return Signature(kind, backend, stage, "", ())

@@ -2,6 +2,9 @@
 
 Both hold the campaign's figures, a table of its distinct bugs (kind, backends,
 operators, first seen, operator nodes when found and after reduction, how often seen),
+the eager validation gaps apart (``eager-validation``: a compiler's fake-tensor/meta
+checks reject a call eager runs; a gap in eager's checks, not a compiler crash, and on an
+internal API such as ``torch.native_*`` or ``torch._*`` one a user rarely meets),
 the bugs that likely share one root cause (see :func:`root_cause_groups`),
 cases and distinct bugs over time (campaign.json's ``timeline``) and how often each
 operator was used (``ops``). The HTML page opens from disk: plain HTML and CSS with the
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -74,6 +78,22 @@ def _short(op: str) -> str:
     return op.split(".")[-1] if op.startswith("core.") else op
 
 
+EAGER_VALIDATION = "eager-validation"
+_INTERNAL = re.compile(r"^torch\.(native_|_|ops\.)|^torch\.Tensor\._")
+
+
+def is_internal_api(op: str) -> bool:
+    """An operator id naming a private or internal API (``torch.native_group_norm#1f2e``,
+    ``torch._C._nn.gelu``): not what users call, so its gaps weigh less."""
+    return bool(_INTERNAL.match(op.split("#")[0]))
+
+
+def partition(bugs: Sequence[dict[str, Any]]) -> tuple[list[int], list[int]]:
+    """(positions of the compiler bugs, positions of the eager validation gaps)."""
+    gaps = [i for i, b in enumerate(bugs) if b.get("kind") == EAGER_VALIDATION]
+    return [i for i, b in enumerate(bugs) if b.get("kind") != EAGER_VALIDATION], gaps
+
+
 def bug_row(bug: dict[str, Any]) -> dict[str, str]:
     ops = bug.get("operators_reduced") or bug.get("operators") or []
     before = bug.get("operators_before", bug.get("operator_nodes"))
@@ -84,7 +104,7 @@ def bug_row(bug: dict[str, Any]) -> dict[str, str]:
     return {
         "kind": f"{bug.get('kind', '?')}{' at ' + stage if stage else ''}",
         "backends": " vs ".join(backends) if backends else "?",
-        "operators": ", ".join(_short(o) for o in ops) or "?",
+        "operators": ", ".join(_short(o) + (" (internal)" if is_internal_api(o) else "") for o in ops) or "?",
         "first seen": str(bug.get("first_seen", "?")).replace("T", " "),
         "size": size,
         "count": str(bug.get("count", 1)),
@@ -167,10 +187,10 @@ def root_cause_groups(bugs: Sequence[dict[str, Any]]) -> list[tuple[str, list[in
     """
     groups: dict[tuple, list[int]] = {}
     for i, bug in enumerate(bugs):
-        symptom = _symptom(bug) if bug.get("kind") == "crash" else ""
+        symptom = _symptom(bug) if bug.get("kind") in ("crash", EAGER_VALIDATION) else ""
         if not symptom:
             continue
-        key = (tuple(bug.get("backends", [])), str(bug.get("stage", "")), symptom)
+        key = (tuple(bug.get("backends", [])), str(bug.get("stage", "")), symptom, bug.get("kind"))
         groups.setdefault(key, []).append(i)
     return [(key[2], members) for key, members in groups.items() if len(members) > 1]
 
@@ -190,21 +210,40 @@ def _group_line(bugs: Sequence[dict[str, Any]], members: list[int]) -> tuple[str
 
 COLUMNS = ("kind", "backends", "operators", "first seen", "size", "count")
 HEADERS = {"size": "operator nodes (found → reduced)"}
+GAPS_NOTE = ("Calls the eager reference runs that a compiler's fake-tensor/meta checks reject at compile time: "
+             "eager's input validation is missing (or the meta function is too strict). Not compiler crashes; "
+             "operators marked (internal) are not public APIs.")
+
+
+def _table_markdown(bugs: Sequence[dict[str, Any]], positions: Sequence[int]) -> list[str]:
+    lines = ["| # | " + " | ".join(HEADERS.get(k, k) for k in COLUMNS) + " | report |",
+             "|" + " --- |" * (len(COLUMNS) + 2)]
+    for i in positions:
+        row = bug_row(bugs[i])
+        cells = [row[k].replace("|", "\\|") for k in COLUMNS]
+        lines.append(f"| {i + 1} | " + " | ".join(cells) + f" | [report](bugs/{row['folder']}/report.md) |")
+    return lines
+
+
+def _table_html(bugs: Sequence[dict[str, Any]], positions: Sequence[int]) -> list[str]:
+    e = html.escape
+    out = ["<table><tr><th>#</th>" + "".join(f"<th>{e(HEADERS.get(k, k))}</th>" for k in COLUMNS) + "<th>report</th></tr>"]
+    for i in positions:
+        row = bug_row(bugs[i])
+        cells = "".join(f'<td{" class=n" if k in ("count",) else ""}>{e(row[k])}</td>' for k in COLUMNS)
+        link = f'<a href="bugs/{e(row["folder"])}/report.md">{e(row["folder"])}</a>'
+        out.append(f"<tr><td class=n>{i + 1}</td>{cells}<td>{link}</td></tr>")
+    return out + ["</table>"]
 
 
 def render_markdown(c: Campaign) -> str:
     lines = [f"# dlfuzz campaign summary: {c.root.name}", ""]
     lines += ["| figure | value |", "| --- | --- |"] + [f"| {k} | {v} |" for k, v in _figures(c.state)] + [""]
-    lines += [f"## Bugs ({len(c.bugs)})", ""]
-    if c.bugs:
-        lines += ["| # | " + " | ".join(HEADERS.get(k, k) for k in COLUMNS) + " | report |",
-                  "|" + " --- |" * (len(COLUMNS) + 2)]
-        for i, bug in enumerate(c.bugs, 1):
-            row = bug_row(bug)
-            cells = [row[k].replace("|", "\\|") for k in COLUMNS]
-            lines.append(f"| {i} | " + " | ".join(cells) + f" | [report](bugs/{row['folder']}/report.md) |")
-    else:
-        lines.append("No bugs found.")
+    general, gaps = partition(c.bugs)
+    lines += [f"## Bugs ({len(general)})", ""]
+    lines += _table_markdown(c.bugs, general) if general else ["No bugs found."]
+    if gaps:
+        lines += ["", f"## Eager validation gaps ({len(gaps)})", "", GAPS_NOTE, ""] + _table_markdown(c.bugs, gaps)
     groups = root_cause_groups(c.bugs)
     if groups:
         lines += ["", f"## Likely the same root cause ({_groups(len(groups))})", ""]
@@ -318,18 +357,11 @@ def render_html(c: Campaign) -> str:
            f"<title>dlfuzz campaign summary: {e(c.root.name)}</title>", f"<style>{_STYLE}</style></head><body>",
            f"<h1>dlfuzz campaign summary: {e(c.root.name)}</h1>", "<table>"]
     out += [f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in _figures(c.state)]
-    out += ["</table>", f"<h2>Bugs ({len(c.bugs)})</h2>"]
-    if c.bugs:
-        out.append("<table><tr><th>#</th>" + "".join(f"<th>{e(HEADERS.get(k, k))}</th>" for k in COLUMNS)
-                   + "<th>report</th></tr>")
-        for i, bug in enumerate(c.bugs, 1):
-            row = bug_row(bug)
-            cells = "".join(f'<td{" class=n" if k in ("count",) else ""}>{e(row[k])}</td>' for k in COLUMNS)
-            link = f'<a href="bugs/{e(row["folder"])}/report.md">{e(row["folder"])}</a>'
-            out.append(f"<tr><td class=n>{i}</td>{cells}<td>{link}</td></tr>")
-        out.append("</table>")
-    else:
-        out.append("<p>No bugs found.</p>")
+    general, gaps = partition(c.bugs)
+    out += ["</table>", f"<h2>Bugs ({len(general)})</h2>"]
+    out += _table_html(c.bugs, general) if general else ["<p>No bugs found.</p>"]
+    if gaps:
+        out += [f"<h2>Eager validation gaps ({len(gaps)})</h2>", f"<p>{e(GAPS_NOTE)}</p>"] + _table_html(c.bugs, gaps)
     groups = root_cause_groups(c.bugs)
     if groups:
         out += [f"<h2>Likely the same root cause ({_groups(len(groups))})</h2>", "<ul>"]

@@ -125,7 +125,10 @@ def leaf_recipes(graph: Graph, values: Mapping[int, object]) -> tuple[list[str],
     for n in graph.leaves():
         t = graph.node(n).types[0]
         spec = values[n]
-        call = f"to_tensor(make_value({list(t.shape)!r}, {t.dtype!r}, {spec.seed!r}, {spec.low!r}, {spec.high!r}), {t.dtype!r})"  # type: ignore[attr-defined]
+        # the mode only when set: plain recipes print as they did before modes existed
+        mode = getattr(spec, "mode", "")
+        extra = f", {mode!r}" if mode else ""
+        call = f"to_tensor(make_value({list(t.shape)!r}, {t.dtype!r}, {spec.seed!r}, {spec.low!r}, {spec.high!r}{extra}), {t.dtype!r})"  # type: ignore[attr-defined]
         if graph.node(n).kind == "const":
             consts.append(f"    {value_name(graph, (n, 0))!r}: {call},")
         else:

@@ -24,6 +24,7 @@ from typing import Any, Sequence
 
 from corpus.tensor_type import ALL_DTYPES, BOOL_DTYPES, FLOAT_DTYPES
 from rules.infer.expr import parse_expr, parse_pred, pred_to_z3, side_conditions, to_z3
+from rules.semantics import meet_preconditions
 from rules.spec import OpSpec, SymTensor
 
 OP_KINDS = ("spec", "inferred", "concrete")
@@ -209,7 +210,9 @@ class InferredSpec(OpSpec):
     def code(self, framework: str, args: Sequence[str], attrs: dict[str, Any]) -> str:
         if framework not in self.frameworks:
             raise NotImplementedError(f"{self.id} is a {self.frameworks[0]} operator")
-        return call_source(self.rule, framework, args, attrs)
+        # a sorted-sequence argument is sorted in the call (rules.semantics: preconditions)
+        return call_source(self.rule, framework, meet_preconditions(self.api, self.rule["template"], framework, args),
+                           attrs)
 
     def value_range(self, position: int, dtype: str) -> tuple[float, float] | None:
         if dtype not in FLOAT_DTYPES and dtype not in BOOL_DTYPES:

@@ -68,6 +68,12 @@ class OpSpec:
     # True for ops whose result jumps under tiny input changes (floor, round, casts to int,
     # comparisons): a rounding difference upstream becomes a large one downstream.
     discontinuous: bool = False
+    # How the op rounds, which sets the rounding noise the oracle allows it
+    # (``oracles.compare.op_rounding``): "exact" for ops that only select or move values
+    # (max, slicing, indexing, sort values, reshape: no noise, so a 1-ulp difference is a
+    # bug), "accumulate" for sums of many terms (sum, mean, matmul, conv: noise from the
+    # accumulation dtype), "" for the rest (a few ulps; inferred ops are looked up by API).
+    rounding: str = ""
 
     # -- 1. signature -----------------------------------------------------------------
     def rank_options(self) -> list[tuple[int, ...]]:

@@ -8,6 +8,12 @@ if the framework accepts the call, returns exactly the predicted output types, a
 returns the same values when run again (a random instance would be a false alarm).
 This is NeuRI's concolic step made concrete: a millisecond per operator buys
 whole-model validity.
+
+With ``graph_mode`` (a campaign that tests ``tf.function`` or ``tf.xla``) a TensorFlow
+instance must also trace and run inside ``tf.function``: many TF APIs accept in eager
+calls that graph mode forbids (``tf.constant`` of a tensor, ``tf.reverse`` with a scalar
+axis). Such a call would fail alike under ``tf.function`` and XLA, a contract of graph
+mode and not a compiler bug, and make the whole model fail on every graph backend.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import numpy as np
 from corpus.graph import Graph
 from corpus.tensor_type import TensorType, is_float
 from corpus.values import ValueSpec
-from rules.execute import all_finite, run_eager
+from rules.execute import all_finite, load_module, run_eager
 from rules.spec import OpSpec
 
 POSITIVE = (0.5, 2.0)
@@ -37,13 +43,14 @@ def _range(spec: OpSpec, position: int, ttype: TensorType) -> tuple[float, float
 
 
 def trial_run(spec: OpSpec, framework: str, in_types: Sequence[TensorType], attrs: dict,
-              out_types: Sequence[TensorType], seed: int) -> bool:
+              out_types: Sequence[TensorType], seed: int, graph_mode: bool = False) -> bool:
     """Whether ``spec`` with ``attrs`` runs on inputs of ``in_types`` and gives ``out_types``.
 
     Any exception of the framework is a "no": it is data about the rule, not a fault.
     An instance whose outputs are NaN/Inf on finite inputs is a "no" too, unless positive
     inputs cure it (``log``, ``sqrt``: the value search finds those): ``std`` of a single
     element is NaN whatever the values, and would only make the model invalid.
+    ``graph_mode``: a TensorFlow instance must run inside ``tf.function`` too.
     """
     g = Graph()
     leaves = [g.add_leaf(t) for t in in_types]
@@ -61,8 +68,23 @@ def trial_run(spec: OpSpec, framework: str, in_types: Sequence[TensorType], attr
             if tuple(np.shape(a)) != tuple(t.shape) or str(np.asarray(a).dtype) != _NUMPY_NAME.get(t.dtype, t.dtype):
                 return False
         if all_finite(arrays):
-            return _same_again(g, framework, values, spec, arrays)
+            return _same_again(g, framework, values, spec, arrays) and \
+                (not graph_mode or framework != "tensorflow" or _runs_in_graph(g, values, spec))
     return False
+
+
+def _runs_in_graph(g: Graph, values: dict, spec: OpSpec) -> bool:
+    """Whether the instance traces and runs inside ``tf.function`` (no XLA): its values are
+    not compared, since a difference from eager would be a bug of tf.function to find."""
+    import tensorflow as tf
+
+    try:
+        ns = load_module(g, "tensorflow", values, {spec.id: spec})
+        fn = tf.function(ns["Model"](ns["CONSTS"]()).__call__, autograph=False)
+        fn(*ns["INPUTS"]())
+    except Exception:  # noqa: BLE001 - graph mode refused the call
+        return False
+    return True
 
 
 def _same_again(g: Graph, framework: str, values: dict, spec: OpSpec, first: list) -> bool:

@@ -77,3 +77,99 @@ def crashes_on_big_graphs(gm: torch.fx.GraphModule, example_inputs):
     if sum(n.op in ("call_function", "call_method") for n in gm.graph.nodes) > 30:
         raise RuntimeError("planted: graph too big for this backend")
     return gm.forward
+
+
+# ---- ATen level ---------------------------------------------------------------------------
+
+def _broadcast_add_plus_one(gm: torch.fx.GraphModule, example_inputs):
+    """Rewrites every ``aten.add.Tensor`` of two tensors of different shapes (a broadcast)
+    into ``a + b + 1``: one faulty ATen operator, reached through ``torch.add`` and through
+    every API whose decomposition broadcasts an addition (layer_norm's bias, ...)."""
+    for node in list(gm.graph.nodes):
+        if node.op != "call_function" or node.target is not torch.ops.aten.add.Tensor:
+            continue
+        a, b = node.args[:2]
+        if not (isinstance(a, torch.fx.Node) and isinstance(b, torch.fx.Node)):
+            continue
+        va, vb = a.meta.get("val"), b.meta.get("val")
+        if not (isinstance(va, torch.Tensor) and isinstance(vb, torch.Tensor)) or va.shape == vb.shape:
+            continue
+        with gm.graph.inserting_after(node):
+            plus_one = gm.graph.call_function(torch.ops.aten.add.Tensor, (node, 1))
+        node.replace_all_uses_with(plus_one, delete_user_cb=lambda user: user is not plus_one)
+    gm.recompile()
+    return gm.forward
+
+
+def _inductor_decompositions():
+    from torch._inductor.decomposition import select_decomp_table
+
+    return select_decomp_table()
+
+
+def _make_wrong_broadcast_add():
+    from torch._dynamo.backends.common import aot_autograd
+
+    # the decompositions Inductor uses, so that the norms' bias additions reach it as
+    # aten.add.Tensor (a callable: aot_autograd resolves it on the first compile)
+    return aot_autograd(fw_compiler=_broadcast_add_plus_one, decompositions=_inductor_decompositions)
+
+
+wrong_broadcast_add = _make_wrong_broadcast_add()
+
+
+# ---- special values ------------------------------------------------------------------------
+
+def nan_to_zero(gm: torch.fx.GraphModule, example_inputs):
+    """Runs the graph correctly, then turns every NaN of a float output into 0 (a
+    backend that gets NaN propagation wrong; finite values and infinities untouched)."""
+    def run(*args):
+        outs = gm.forward(*args)
+        fixed = [torch.where(torch.isnan(o), torch.zeros_like(o), o)
+                 if isinstance(o, torch.Tensor) and o.is_floating_point() else o for o in outs]
+        return type(outs)(fixed) if isinstance(outs, tuple) else fixed
+
+    return run
+
+
+def aborts_on_sin_or_cos(gm: torch.fx.GraphModule, example_inputs):
+    """Two distinct faults with one symptom: the process dies (SIGABRT) on sin and on cos."""
+    if _has(gm, torch.sin, torch.ops.aten.sin.default, torch.cos, torch.ops.aten.cos.default):
+        os.abort()
+    return gm.forward
+
+
+def _exp_of_mul_doubled(single_use: bool):
+    """``exp(a * b)`` computed as ``2 * exp(a * b)``: a fault of two ATen operators
+    together (a fused pattern); with ``single_use`` only where the product has no other
+    use, so that it shows only in the fused graph (a fusion bug, no ATen operator's)."""
+
+    def fw_compiler(gm: torch.fx.GraphModule, example_inputs):
+        for node in list(gm.graph.nodes):
+            if node.op != "call_function" or node.target is not torch.ops.aten.exp.default:
+                continue
+            src = node.args[0]
+            if not (isinstance(src, torch.fx.Node) and src.target is torch.ops.aten.mul.Tensor):
+                continue
+            if single_use and len(src.users) != 1:
+                continue
+            with gm.graph.inserting_after(node):
+                doubled = gm.graph.call_function(torch.ops.aten.mul.Tensor, (node, 2))
+            node.replace_all_uses_with(doubled, delete_user_cb=lambda user: user is not doubled)
+        gm.recompile()
+        return gm.forward
+
+    from torch._dynamo.backends.common import aot_autograd
+
+    return aot_autograd(fw_compiler=fw_compiler)
+
+
+wrong_mul_exp = _exp_of_mul_doubled(single_use=False)
+wrong_fused_mul_exp = _exp_of_mul_doubled(single_use=True)
+
+
+def raises_quietly_on_exp(gm: torch.fx.GraphModule, example_inputs):
+    """A crash whose message names no operator: only the ATen localization can pin it."""
+    if _has(gm, torch.exp, torch.ops.aten.exp.default):
+        raise RuntimeError("planted: lowering failed")
+    return gm.forward

@@ -41,3 +41,48 @@ def test_nested_template_arguments_collapse_whole():
     a = normalize_message("CppCompileError: C++ compile error: no match for std::vector<std::pair<int, float>>")
     b = normalize_message("CppCompileError: C++ compile error: no match for std::vector<double>")
     assert a == b and a.endswith("std::vector<?>")
+
+
+# ---- the ATen level ----------------------------------------------------------------------
+
+def mismatch(api, aten=(), dtype="float32"):
+    return sign("mismatch", "torch.compile", "run", "output 0 differs", [api, "core.Sin"], api, aten, dtype)
+
+
+def test_one_aten_op_reached_through_different_apis_is_one_mismatch():
+    add = ("aten.add.Tensor",)
+    assert mismatch("core.Add", add).digest == mismatch("core.LayerNorm", add, "float64").digest
+    assert mismatch("core.Add", add).operators == add
+    assert mismatch("core.Add", add).digest != mismatch("core.Add", ("aten.mul.Tensor",)).digest
+    # without ATen ops the API operator decides, as before
+    assert mismatch("core.Add").digest != mismatch("core.LayerNorm").digest
+    assert mismatch("core.Add").digest != mismatch("core.Add", add).digest
+
+
+def test_the_dtype_class_of_an_aten_mismatch_tells_kernels_apart():
+    add = ("aten.add.Tensor",)
+    digest = {d: mismatch("core.Add", add, d).digest for d in ("float16", "bfloat16", "float32", "int8", "uint8", "bool")}
+    assert digest["float16"] == digest["bfloat16"] and digest["int8"] == digest["uint8"]
+    assert len({digest["float16"], digest["float32"], digest["int8"], digest["bool"]}) == 4
+
+
+def test_a_crash_naming_no_operator_is_told_apart_by_its_aten_ops():
+    msg = "RuntimeError: planted: lowering failed"
+    exp = sign("crash", "torch.compile", "compile", msg, ["core.Exp"], aten_ops=("aten.exp.default",))
+    sin = sign("crash", "torch.compile", "compile", msg, ["core.Sin"], aten_ops=("aten.sin.default",))
+    assert exp.digest != sin.digest and exp.operators == ("aten.exp.default",)
+    # a message that names an operator keeps it: the ATen ops add nothing
+    named = sign("crash", "torch.compile", "compile", "RuntimeError: exp failed", ["core.Exp"],
+                 aten_ops=("aten.exp.default",))
+    assert named.operators == ("core.Exp",)
+
+
+def test_one_api_under_several_partial_operators_is_one_bug():
+    from reports.signature import sign
+
+    a = sign("mismatch", "torch.compile", "run", "", ["torch.argmin#b142", "core.Add"], culprit_op="torch.argmin#b142")
+    b = sign("mismatch", "torch.compile", "run", "", ["torch.argmin#8cfc/2"], culprit_op="torch.argmin#8cfc/2")
+    assert a.digest == b.digest and a.operators == ("torch.argmin",)
+    crash = sign("crash", "torch.compile", "compile", "RuntimeError: grid_sampler_2d: bad mode",
+                 ["torch.grid_sampler_2d#test", "core.Add"])
+    assert crash.operators == ("torch.grid_sampler_2d",)

@@ -145,6 +145,7 @@ class Conv(SpatialOp):
     def __init__(self, nd: int, dtypes: Sequence[str], tf_dtypes: Sequence[str] | None = None) -> None:
         super().__init__(f"Conv{nd}d", dtypes, tf_dtypes)
         self.nd = nd
+        self.rounding = "accumulate"
         self.ranks = [(nd + 2, nd + 2, 1)]
 
     def int_attrs(self, ranks, sampled):
@@ -189,6 +190,7 @@ class Pool(SpatialOp):
         super().__init__(f"{kind.capitalize()}Pool{nd}d", dtypes)
         self.kind, self.nd = kind, nd
         self.ranks = [(nd + 2,)]
+        self.rounding = "exact" if kind == "max" else "accumulate"
 
     def sample_attrs(self, ranks, dtypes, rng):
         return {"count_include_pad": rng.random() < 0.5} if self.kind == "avg" else {}
@@ -229,6 +231,7 @@ class Pool(SpatialOp):
 
 class AdaptiveAvgPool2d(SpatialOp):
     n_inputs = 1
+    rounding = "accumulate"
     ranks = [(4,)]
     tf_helpers = ("tf_adaptive_avg_pool2d",)
 
@@ -260,6 +263,7 @@ class Pad(SpatialOp):
     def __init__(self, mode: str, dtypes: Sequence[str]) -> None:
         super().__init__(f"Pad{mode.capitalize()}", dtypes)
         self.mode = mode
+        self.rounding = "exact"
         self.ranks = [(r,) for r in range(1, 5)] if mode == "constant" else [(2,), (3,), (4,)]
         if mode == "replicate":
             self.tf_helpers = ("tf_replicate_pad",)
@@ -317,6 +321,7 @@ class Interpolate(SpatialOp):
     def __init__(self, method: str) -> None:
         super().__init__(f"Interpolate{method.capitalize()}", FLOATS)
         self.method = method
+        self.rounding = "exact" if method == "nearest" else ""
 
     def sample_attrs(self, ranks, dtypes, rng):
         mode = self.method if self.method == "nearest" else {3: "linear", 4: "bilinear"}[ranks[0]]
@@ -353,6 +358,7 @@ class PixelShuffle(SpatialOp):
     def __init__(self, inverse: bool) -> None:
         super().__init__("PixelUnshuffle" if inverse else "PixelShuffle", FLOATS + INTS)
         self.inverse = inverse
+        self.rounding = "exact"
         self.fn = "pixel_unshuffle" if inverse else "pixel_shuffle"
         self.tf_helpers = (f"tf_{self.fn}",)
 

@@ -159,3 +159,9 @@ BINARY = [
 ]
 
 SPECS: list[OpSpec] = [*UNARY, *BINARY]
+# values selected, negated or rounded to an integer: no rounding noise of their own
+# (oracles.compare.op_rounding); comparisons and logic have no float output at all
+_EXACT = {"Abs", "Neg", "Relu", "Floor", "Ceil", "Round", "Sign", "Maximum", "Minimum"}
+for _spec in SPECS:
+    if _spec.id.removeprefix("core.") in _EXACT:
+        _spec.rounding = "exact"

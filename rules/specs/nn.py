@@ -251,6 +251,7 @@ class MatMul(NNOp):
 
     n_inputs = 2
     ranks = [(a, b) for a in range(2, 5) for b in range(2, 5)]
+    rounding = "accumulate"
 
     def requires(self, ins, attrs):
         a, b = ins[0].shape, ins[1].shape
@@ -285,6 +286,7 @@ class Linear(NNOp):
     weight_inputs = (1, 2)
     ranks = [(r, 2, 1) for r in range(1, 5)]
     tf_helpers = ("tf_linear",)
+    rounding = "accumulate"
 
     def int_attrs(self, ranks, sampled):
         return {"out_features": (1, 64)}
@@ -420,3 +422,7 @@ SPECS: list[OpSpec] = [
     GroupNorm("GroupNorm", FLOATS),
     InstanceNorm("InstanceNorm", FLOATS),
 ]
+# clamps and selections: no rounding of their own (oracles.compare.op_rounding)
+for _spec in SPECS:
+    if _spec.id in ("core.Hardtanh", "core.Relu6", "core.Hardshrink"):
+        _spec.rounding = "exact"

@@ -253,3 +253,7 @@ SPECS: list[OpSpec] = [
     Sort(**ORDERED),
     TopK(NUMERIC),
 ]
+# selections (no rounding of their own) and accumulations (oracles.compare.op_rounding)
+_SELECT = {"Max", "Min", "Amax", "Amin", "Any", "All", "ArgMax", "ArgMin", "CumMax", "CumMin", "Sort", "TopK"}
+for _spec in SPECS:
+    _spec.rounding = "exact" if _spec.id.removeprefix("core.") in _SELECT else "accumulate"

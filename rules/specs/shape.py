@@ -57,6 +57,7 @@ class Shaped(OpSpec):
     dtypes: Sequence[str] = ALL_DTYPES
     ranks: Sequence[int] = range(1, MAX_RANK + 1)
     torch_t = tf_t = ""
+    rounding = "exact"  # reshaping, slicing, indexing, where, clamp: values are moved, never computed
     tf_helpers: dict[str, str] = {}
 
     def rank_options(self):
@@ -560,6 +561,7 @@ class Cast(Shaped):
     every target's range and never to uint8 (negatives wrap differently per framework)."""
 
     ranks = range(0, MAX_RANK + 1)
+    rounding = ""  # a cast to a narrower float rounds
 
     def __init__(self, name: str, sources: Sequence[str], targets: Sequence[str], *, float_to_int: bool) -> None:
         self.id = f"core.{name}"

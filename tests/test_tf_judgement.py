@@ -1,0 +1,274 @@
+"""Judged like a maintainer would (issue 14, points 5 and 6).
+
+* a tf.xla failure that tf.function without XLA shares is a graph-mode contract: declined
+  with that reason, never a bug; one XLA alone shows still is;
+* trial runs in graph mode keep graph-mode contract violations out of generated models;
+* outputs not unique by definition (singular vectors) are compared through what is unique;
+* value preconditions (sorted sequences) are met where the call is written;
+* a compile-time rejection by fake-tensor/meta checks of a call eager runs is its own kind,
+  ``eager-validation``, listed apart in the summary.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pytest
+
+from corpus.case import Case
+from corpus.graph import Graph
+from corpus.tensor_type import TensorType
+from corpus.values import ValueSpec
+from oracles import backends
+from oracles.check import GRAPH_MODE_CONTRACT, check_case
+from oracles.compare import Output, compare_outputs, output_kinds, tolerance
+from oracles.verdict import Verdict
+from reports.signature import sign
+from reports.summary import write_summary
+from rules.semantics import DERIVED, REASON_DERIVED, REASON_SUBSPACE, judge_nonunique, nonunique_outputs
+from rules.spec import OpSpec
+from rules.trial import trial_run
+
+
+class Call(OpSpec):
+    """A planted operator: one call written out per framework (``{0}``: first input)."""
+
+    def __init__(self, op_id: str, code: dict[str, str], n_inputs: int = 1, api: str = "") -> None:
+        self.id, self.templates, self.n_inputs = op_id, code, n_inputs
+        self.frameworks = tuple(code)
+        self.api = api or op_id.split("#")[0]
+
+    def rank_options(self):
+        return [(2,) * self.n_inputs]
+
+    def dtype_options(self, framework):
+        return [("float32",) * self.n_inputs]
+
+    def code(self, framework, args, attrs):
+        return self.templates[framework].format(*args)
+
+
+def one_op_case(spec: Call, framework: str, in_types, out_types) -> Case:
+    g = Graph()
+    leaves = [g.add_leaf(TensorType(shape, "float32")) for shape in in_types]
+    g.outputs = g.add_op(spec.id, {}, leaves, [TensorType(s, "float32") for s in out_types])
+    return Case(g, framework, {v[0]: ValueSpec(7 + i, -1.0, 1.0) for i, v in enumerate(leaves)})
+
+
+# ---- tf.xla against tf.function ------------------------------------------------------------
+
+ADD_N = Call("test.AddNOverTensor", {"tensorflow": "tf.math.add_n({0})"})  # eager iterates; graph mode cannot
+ABS = Call("test.Abs", {"tensorflow": "tf.abs({0})"})
+
+
+def plant_xla(monkeypatch, wrap):
+    """Replace tf.xla by real XLA whose compiled function goes through ``wrap``."""
+    real = backends._tf_function(True)
+
+    def make(option):
+        prepare = real(option)
+        return lambda ns, stage: wrap(prepare(ns, stage))
+
+    monkeypatch.setitem(backends.FAMILIES, "tf.xla", backends.Family(
+        "tf.xla", "tensorflow", False, "", make, unsupported=backends.XLA_UNSUPPORTED))
+
+
+@pytest.mark.tensorflow
+def test_a_failure_tf_function_shares_is_a_declined_graph_mode_contract_not_a_bug():
+    case = one_op_case(ADD_N, "tensorflow", [(3, 4)], [(4,)])
+    result = check_case(case, ["tf.eager", "tf.xla"], {ADD_N.id: ADD_N})
+    xla = result.verdict("tf.xla")
+    assert result.valid and xla.status == "crash"
+    assert xla.unsupported and xla.declined == GRAPH_MODE_CONTRACT
+    assert result.bugs == []
+    from fuzzer.campaign import _declined_reason  # what campaign.json's skipped counts it under
+
+    assert GRAPH_MODE_CONTRACT in _declined_reason(result)
+
+
+@pytest.mark.tensorflow
+def test_a_failure_only_xla_shows_is_still_a_bug_and_tf_function_runs_once(monkeypatch):
+    calls = []
+    real_function = backends.FAMILIES["tf.function"]
+
+    def counting(option):
+        prepare = real_function.make(option)
+        return lambda ns, stage: (calls.append(1), prepare(ns, stage))[1]
+
+    monkeypatch.setitem(backends.FAMILIES, "tf.function", backends.Family(
+        "tf.function", "tensorflow", False, "", counting))
+    plant_xla(monkeypatch, lambda fn: (lambda *xs: tuple(o + 1.0 for o in fn(*xs))))
+    case = one_op_case(ABS, "tensorflow", [(3, 4)], [(3, 4)])
+    result = check_case(case, ["tf.eager", "tf.xla", "tf.function"], {ABS.id: ABS})
+    assert [v.backend for v in result.bugs] == ["tf.xla"] and result.bugs[0].status == "mismatch"
+    assert not result.verdict("tf.xla").declined and result.verdict("tf.function").ok
+    assert len(calls) == 1  # the confirming run is tf.function's own verdict, not a second run
+
+    def crash(fn):
+        raise RuntimeError("planted: XLA cannot compile this")
+
+    plant_xla(monkeypatch, crash)
+    result = check_case(case, ["tf.eager", "tf.xla"], {ABS.id: ABS})
+    assert [(v.backend, v.status) for v in result.bugs] == [("tf.xla", "crash")]
+
+
+@pytest.mark.tensorflow
+def test_trial_runs_in_graph_mode_reject_graph_mode_contract_violations():
+    ins, outs = [TensorType((3, 4), "float32")], [TensorType((4,), "float32")]
+    assert trial_run(ADD_N, "tensorflow", ins, {}, outs, seed=1)  # eager accepts it
+    assert not trial_run(ADD_N, "tensorflow", ins, {}, outs, seed=1, graph_mode=True)
+    assert trial_run(ABS, "tensorflow", ins, {}, [TensorType((3, 4), "float32")], seed=1, graph_mode=True)
+
+
+def test_the_generator_asks_for_graph_mode_trials_only_when_told():
+    from fuzzer.generate import GenConfig
+
+    assert GenConfig().graph_mode_trials is False and GenConfig(graph_mode_trials=True).graph_mode_trials
+
+
+# ---- outputs not unique by definition --------------------------------------------------------
+
+SVD = Call("tf.linalg.svd#test", {"tensorflow": "tf.linalg.svd({0})"})  # (s, u, v)
+NEG = Call("test.Neg", {"tensorflow": "-{0}"})
+
+
+def svd_graph(consumed: bool = False):
+    g = Graph()
+    x = g.add_leaf(TensorType((4, 3), "float32"))
+    s, u, v = g.add_op(SVD.id, {}, [x], [TensorType((3,), "float32"), TensorType((4, 3), "float32"),
+                                         TensorType((3, 3), "float32")])
+    g.outputs = [s, u, v]
+    if consumed:
+        g.outputs = [s, g.add_op(NEG.id, {}, [u], [TensorType((4, 3), "float32")])[0], v]
+    return g, {SVD.id: SVD, NEG.id: NEG}
+
+
+def outs(*arrays):
+    return [Output("float32", a.shape, a.astype(np.float32)) for a in arrays]
+
+
+def judged(graph, specs, ref, cand):
+    marks = nonunique_outputs(graph, specs)
+    aligned, excused = judge_nonunique(ref, cand, marks, tolerance)
+    return compare_outputs(ref, aligned, output_kinds(graph, specs)), excused
+
+
+def svd_of(a):
+    u, s, vh = np.linalg.svd(a, full_matrices=False)
+    return s, u, vh.T
+
+
+def test_singular_vectors_with_flipped_signs_agree_but_a_wrong_singular_value_does_not():
+    graph, specs = svd_graph()
+    s, u, v = svd_of(np.random.default_rng(0).normal(size=(4, 3)))
+    flip = np.array([-1.0, 1.0, -1.0])
+    assert compare_outputs(outs(s, u, v), outs(s, u * flip, v * flip), output_kinds(graph, specs)) is not None
+    diff, excused = judged(graph, specs, outs(s, u, v), outs(s, u * flip, v * flip))
+    assert diff is None and excused == {}  # aligned and compared, not excused
+    diff, _ = judged(graph, specs, outs(s, u, v), outs(s * np.array([1.0, 1.05, 1.0]), u * flip, v * flip))
+    assert diff is not None and diff.output == 0
+    wrong = u * flip
+    wrong[:, 1] = u[:, 2]  # a vector of another singular value: a real error, whatever its sign
+    diff, _ = judged(graph, specs, outs(s, u, v), outs(s, wrong, v))
+    assert diff is not None and diff.output == 1
+
+
+def test_vectors_of_a_repeated_singular_value_may_rotate_and_derived_values_are_counted():
+    graph, specs = svd_graph()
+    q = np.linalg.qr(np.random.default_rng(1).normal(size=(4, 3)))[0]
+    s, u, v = np.array([2.0, 2.0, 1.0]), q, np.eye(3)
+    c, t = np.cos(0.7), np.sin(0.7)
+    rot = np.array([[c, -t, 0], [t, c, 0], [0, 0, 1.0]])  # inside the subspace of the repeated value
+    diff, excused = judged(graph, specs, outs(s, u, v), outs(s, u @ rot, v @ rot))
+    assert diff is None and excused[REASON_SUBSPACE] > 0
+    s = np.array([3.0, 2.0, 1.0])  # distinct values: the same rotation is an error
+    diff, excused = judged(graph, specs, outs(s, u, v), outs(s, u @ rot, v @ rot))
+    assert diff is not None and diff.output == 1 and REASON_SUBSPACE not in excused
+    graph, specs = svd_graph(consumed=True)
+    assert nonunique_outputs(graph, specs)[1].how == DERIVED
+    s, u, v = svd_of(np.random.default_rng(2).normal(size=(4, 3)))
+    diff, excused = judged(graph, specs, outs(s, -u, v), outs(s, u, v))
+    assert diff is None and excused[REASON_DERIVED] == u.size
+
+
+@pytest.mark.tensorflow
+def test_xla_singular_vectors_with_other_signs_are_no_bug_but_wrong_singular_values_are(monkeypatch):
+    graph, specs = svd_graph()
+    case = Case(graph, "tensorflow", {0: ValueSpec(3, -1.0, 1.0)})
+    plant_xla(monkeypatch, lambda fn: (lambda *xs: (lambda o: (o[0], -o[1], -o[2]))(fn(*xs))))
+    assert check_case(case, ["tf.eager", "tf.xla"], specs).bugs == []
+    plant_xla(monkeypatch, lambda fn: (lambda *xs: (lambda o: (o[0] * 1.05, -o[1], -o[2]))(fn(*xs))))
+    bugs = check_case(case, ["tf.eager", "tf.xla"], specs).bugs
+    assert [(v.backend, v.status, v.output) for v in bugs] == [("tf.xla", "mismatch", 0)]
+
+
+# ---- value preconditions ------------------------------------------------------------------------
+
+def _run_sorted_call(framework: str, api: str):
+    """A shipped rule of ``api`` with tensor inputs, instantiated and run: (template, the
+    input arrays, the output)."""
+    from rules.execute import run_eager
+    from rules.inferred import inferred_specs
+    from rules.solve import Bounds, instantiate
+
+    spec = next(s for s in inferred_specs(framework) if s.api == api and s.n_inputs == 2)
+    inst = instantiate(spec, framework, random.Random(0), Bounds(), dtypes=spec.dtype_options(framework)[0])
+    assert inst is not None
+    g = Graph()
+    leaves = [g.add_leaf(t) for t in inst.in_types]
+    g.outputs = g.add_op(spec.id, inst.attrs, leaves, inst.out_types)
+    values = {v[0]: ValueSpec(11 + i, -3.0, 3.0) for i, v in enumerate(leaves)}
+    probe = g.copy()
+    probe.outputs = leaves + list(g.outputs)
+    arrays = run_eager(probe, framework, values, {spec.id: spec})
+    return spec.rule["template"], arrays[:2], arrays[2]
+
+
+def test_bucketize_gets_sorted_boundaries():
+    tpl, (x, boundaries), out = _run_sorted_call("torch", "torch.bucketize")
+    assert not np.all(np.diff(boundaries) >= 0)  # the drawn boundaries are not sorted ...
+    side = "right" if tpl["kwargs"].get("right") else "left"
+    expected = np.searchsorted(np.sort(boundaries), x.ravel(), side=side).reshape(x.shape)
+    assert np.array_equal(out, expected)  # ... and the call sorts them
+
+
+@pytest.mark.tensorflow
+def test_searchsorted_gets_a_sorted_sequence():
+    tpl, (seq, values), out = _run_sorted_call("tensorflow", "tf.searchsorted")
+    side = tpl["kwargs"].get("side", "left")
+    rows_seq, rows_val = np.sort(seq.reshape(-1, seq.shape[-1]), axis=-1), values.reshape(-1, values.shape[-1])
+    expected = np.stack([np.searchsorted(a, b, side=side) for a, b in zip(rows_seq, rows_val)]).reshape(out.shape)
+    assert np.array_equal(out, expected)
+
+
+# ---- eager-validation ---------------------------------------------------------------------------
+
+GRID = Call("torch.grid_sampler_2d#test", {"torch": "torch.grid_sampler_2d({0}, {1}, 5, 0, False)"}, n_inputs=2)
+
+
+def test_a_fake_tensor_rejection_of_a_call_eager_runs_is_an_eager_validation_gap():
+    case = one_op_case(GRID, "torch", [(1, 1, 3, 3), (1, 2, 2, 2)], [(1, 1, 2, 2)])
+    result = check_case(case, ["torch.eager", "torch.compile:aot_eager"], {GRID.id: GRID})
+    [bug] = result.bugs
+    assert (bug.status, bug.stage) == ("eager-validation", "compile")
+    assert "grid_sampler_2d" in bug.message  # the rejected call, not only Dynamo's wrapper line
+    assert sign(bug.status, bug.backend, bug.stage, bug.message, case.graph.op_ids()).symptom  # signed like a crash
+    assert result.verdict("torch.compile:aot_eager") == bug
+
+
+def test_the_summary_lists_eager_validation_gaps_apart_with_internal_apis_marked(tmp_path):
+    bug = Verdict("torch.compile", "eager-validation", "compile", "TorchRuntimeError: RuntimeError when making fake "
+                  "tensor call: native_group_norm: RuntimeError: shape is invalid")
+    (tmp_path / "bugs" / "a").mkdir(parents=True)
+    (tmp_path / "bugs" / "b").mkdir(parents=True)
+    (tmp_path / "campaign.json").write_text(json.dumps({"backends": ["torch.eager", "torch.compile"], "cases": 2,
+                                                       "valid": 2, "bugs": 2, "seconds": 1}))
+    (tmp_path / "bugs" / "a" / "bug.json").write_text(json.dumps(
+        {"kind": "eager-validation", "operators": ["torch.native_group_norm#1a2b"], "verdict": bug.to_json()}))
+    (tmp_path / "bugs" / "b" / "bug.json").write_text(json.dumps({"kind": "crash", "operators": ["torch.add#3c4d"]}))
+    md = write_summary(tmp_path)[0].read_text()
+    bugs, gaps = md.split("## Eager validation gaps (1)")
+    assert "## Bugs (1)" in bugs and "torch.add#3c4d" in bugs and "native_group_norm" not in bugs
+    assert "torch.native_group_norm#1a2b (internal)" in gaps and "torch.add" not in gaps.split("##")[0]
