@@ -41,7 +41,7 @@ import numpy as np
 
 from corpus.graph import Graph
 from corpus.tensor_type import INT_DTYPES, is_float
-from corpus.values import ValueSpec
+from corpus.values import ValueSpec, make_value
 from fuzzer.overflow import overflows
 from rules.execute import all_finite, run_eager
 from rules.spec import OpSpec
@@ -160,6 +160,30 @@ def with_specials(graph: Graph, framework: str, specs: Mapping[str, OpSpec], val
     return SearchResult(trial, outputs, mode="special")
 
 
+def _out_of_range_cast(graph: Graph, probe: Graph, values: Mapping[int, ValueSpec],
+                       everything: list[np.ndarray]) -> int | None:
+    """An op turning floats into an integer dtype on values outside that dtype's range
+    (``int8`` of 300.0, ``uint8`` of -2.0): undefined in C, so eager's own result means
+    nothing and frameworks differ; such values are repaired like NaN/Inf."""
+    value_of = dict(zip(probe.outputs, everything))
+    for n in graph.op_nodes():
+        ints = [t.dtype for t in graph.node(n).types if t.dtype.startswith(("int", "uint"))]
+        if not ints:
+            continue
+        low = max(np.iinfo(d).min for d in ints)
+        high = min(np.iinfo(d).max for d in ints)
+        for v in graph.inputs_of(n):
+            if not is_float(graph.type_of(v).dtype):
+                continue
+            a = value_of.get(v)
+            if a is None and graph.node(v[0]).kind != "op":
+                a = make_value(graph.type_of(v), values[v[0]])
+            a = np.asarray(a, dtype=np.float64) if a is not None else None
+            if a is not None and a.size and (a.min() <= low - 1 or a.max() >= high + 1):
+                return n
+    return None
+
+
 def search_values(graph: Graph, framework: str, specs: Mapping[str, OpSpec], rng: random.Random,
                   rounds: int = 10, mode: str = "") -> SearchResult:
     """Values for every leaf of ``graph`` on which eager computes only finite values (and,
@@ -183,7 +207,8 @@ def search_values(graph: Graph, framework: str, specs: Mapping[str, OpSpec], rng
             error = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
             level += limits
             continue
-        if all_finite(everything):
+        bad_cast = _out_of_range_cast(graph, probe, values, everything)
+        if all_finite(everything) and bad_cast is None:
             if limits:
                 verdict = overflows(probe, framework, values, specs, everything)
                 if verdict is not False:  # overflows, or cannot tell: shrink, or give up on limits
@@ -195,7 +220,8 @@ def search_values(graph: Graph, framework: str, specs: Mapping[str, OpSpec], rng
                 result = with_specials(graph, framework, specs, values, rng) or result
             return result
         error = None
-        culprit = next(v[0] for v, a in zip(probe.outputs, everything) if not all_finite([a]))
+        culprit = bad_cast if bad_cast is not None else \
+            next(v[0] for v, a in zip(probe.outputs, everything) if not all_finite([a]))
         ancestors = nx.ancestors(graph.nx, culprit)
         level += limits and any(leaf in ancestors for leaf in wide)
         for leaf in ancestors:

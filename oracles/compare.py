@@ -91,6 +91,7 @@ COMPUTE_PRECISION: dict[tuple[str, str], str] = {
 # Why elements were not judged (CheckResult.excused's keys).
 NEAR_DISCONTINUITY = "near discontinuity"
 NEAR_TIE = "near-tie index"
+CROSS_HALF = "half-precision compute across frameworks"
 PROBE_FAILED = "discontinuity probe failed"
 CHAOS = "rounding chaos"
 OVERFLOW16 = "float16 overflow across frameworks"
@@ -306,9 +307,15 @@ def compare_output(i: int, ref: Output, cand: Output, kind: OutputKind,
     else:
         unknown = np.ones(r.shape, dtype=bool)
     loose_atol, loose_rtol = tolerance(precision)
-    within = unknown & (np.abs(c - r) <= loose_atol + loose_rtol * np.abs(r))
-    _count(excused, NO_REFERENCE64, bad & within)
-    bad &= ~within
+    loose = np.abs(c - r) <= loose_atol + loose_rtol * np.abs(r)
+    _count(excused, NO_REFERENCE64, bad & unknown & loose)
+    bad &= ~(unknown & loose)
+    if cross_framework and precision in ("float16", "bfloat16"):
+        # Frameworks choose how precisely they compute inside a half-precision op (torch
+        # upcasts to float32 per op, TensorFlow mostly rounds every step): a documented
+        # design difference, not a bug; only the loose half tolerance applies, counted
+        _count(excused, CROSS_HALF, bad & loose)
+        bad &= ~loose
     bad = _excuse_near(bad, kind, near_discontinuity, excused)
     if not bad.any():
         return None

@@ -210,8 +210,10 @@ class DiscontinuityProbe:
         try:
             env = self._values()
             deltas = self._deltas(node, env, arbitrary)
-            if arbitrary and not deltas:
-                return reason, everything  # integer ties cannot be probed by moving values
+            if arbitrary and (not deltas or self._has_ties(node, env)):
+                # integer ties cannot be probed by moving values; exact float ties move
+                # the index without moving the values the probe watches
+                return reason, everything
             jumps, runs = probe_jumps(self.graph, node, self.framework, self.specs, env,
                                       random.Random(f"{PROBE_SEED}/{node}"), deltas, self.caps)
             if not runs:
@@ -219,6 +221,11 @@ class DiscontinuityProbe:
             return reason, self._dependents(node, jumps, runs, env)
         except Exception:  # noqa: BLE001 - cannot tell: what it feeds is excused, and counted apart
             return PROBE_FAILED, everything
+
+    def _has_ties(self, node: int, env: Mapping[Value, np.ndarray]) -> bool:
+        """Does the index op's first input hold equal values (anywhere: a tie)?"""
+        x = env.get(self.graph.inputs_of(node)[0])
+        return x is not None and np.unique(np.asarray(x)).size < np.asarray(x).size
 
     def _values(self) -> dict[Value, np.ndarray]:
         if self._env is None:

@@ -182,3 +182,29 @@ def test_special_cases_come_from_generation_and_check_valid():
     assert specials and all(has_special(m.case.values.values()) and m.valid for m in specials)
     result = check_case(specials[0].case, ["torch.eager"], SPECS)
     assert result.valid, result.invalid_reason
+
+
+def test_no_accepted_values_cast_floats_outside_the_integer_range():
+    """int8 of 300.0 is undefined in C: eager's result means nothing and frameworks
+    differ (a false alarm across frameworks); the search repairs such values."""
+    import random
+
+    import numpy as np
+
+    from corpus.graph import Graph
+    from corpus.tensor_type import TensorType
+    from fuzzer.values import search_values
+    from rules.specs import SPECS
+
+    g = Graph()
+    x = g.add_leaf(TensorType((64,), "float32"))
+    big = g.add_op("core.Mul", {}, [x, g.add_leaf(TensorType((64,), "float32"))], [TensorType((64,), "float32")])[0]
+    r = g.add_op("core.Reciprocal", {}, [big], [TensorType((64,), "float32")])[0]
+    g.outputs = [r] + g.add_op("core.CastFloatToInt", {"to": "int8"}, [r], [TensorType((64,), "int8")])
+    accepted = 0
+    for seed in range(20):
+        found = search_values(g, "torch", SPECS, random.Random(seed))
+        if found.ok:
+            accepted += 1
+            assert np.abs(found.outputs[0]).max() < 128
+    assert accepted >= 5

@@ -137,7 +137,9 @@ BINARY = [
     Binary("Maximum", "torch.maximum({}, {})", "tf.math.maximum({}, {})", NUMERIC),
     Binary("Minimum", "torch.minimum({}, {})", "tf.math.minimum({}, {})", NUMERIC),
     Binary("Pow", "torch.pow({}, {})", "tf.math.pow({}, {})", FLOAT_DTYPES, lhs_domain=POSITIVE, rhs_domain=(-2.0, 2.0)),
-    Binary("Atan2", "torch.atan2({}, {})", "tf.math.atan2({}, {})", FLOAT_DTYPES),
+    # a branch cut along the negative x axis: y = +0.0 or -0.0 (or a rounding either
+    # side of 0) gives +pi or -pi
+    Binary("Atan2", "torch.atan2({}, {})", "tf.math.atan2({}, {})", FLOAT_DTYPES, discontinuous=True),
     Binary("Remainder", "torch.remainder({}, {})", "tf.math.floormod({}, {})", FLOAT_DTYPES, rhs_domain=POSITIVE,
            discontinuous=True),
     Binary("FloorDiv", "torch.floor_divide({}, {})", "tf.math.floordiv({}, {})", FLOAT_DTYPES, rhs_domain=POSITIVE,
