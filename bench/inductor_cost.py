@@ -62,7 +62,7 @@ def main() -> None:
     from fuzzer.generate import GenConfig, Generator
     from fuzzer.models import make_model
     from oracles.check import check_case
-    from rules.inferred import operator_specs
+    from rules.registry import operator_specs
     from rules.specs import SPECS
 
     specs = operator_specs("torch", ("spec", "inferred", "concrete"))

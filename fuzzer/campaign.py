@@ -34,7 +34,7 @@ from reports.bugs import BugStore, signature_of
 from reports.known import KnownIssues
 from reports.localize import localize_from_probe, needs_probe, probe_case
 from reports.pinning import Pinning, needs_pin
-from rules.inferred import operator_specs
+from rules.registry import operator_specs
 from rules.specs import SPECS
 
 STATE_VERSION = 1
@@ -154,7 +154,7 @@ class CampaignConfig:
     batch: int = 1  # cases merged into one compiled model (see corpus/batch.py)
     reduce_s: float = 60.0  # reduction budget per new bug (0: no reduction), see _reduce_bugs
     ignore: KnownIssues | None = None  # known bugs: counted in ``ignored``, no folder
-    ops: tuple[str, ...] = ("spec", "inferred", "concrete")  # operator kinds the generator draws from (rules.inferred.OP_KINDS)
+    ops: tuple[str, ...] = ("spec", "inferred", "concrete")  # operator kinds the generator draws from (rules.registry.OP_KINDS)
     sample_batches: float = 0.05  # share of passing batches re-checked member by member (fuzzer.batches)
 
 

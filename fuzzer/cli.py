@@ -8,52 +8,14 @@ exit with code 2; bugs found exit 1 where that is the question; success exits 0.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
-FRAMEWORK_CHOICES = ("torch", "tensorflow")
-
-
-class UsageError(Exception):
-    """A user's mistake: printed as one line, exit code 2."""
+from fuzzer.args import FRAMEWORK_CHOICES, UsageError, non_negative_int, positive_int
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line instead of usage + error
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
-    return value
-
-
-def writable_dir(path: str) -> str:
-    """Create ``path`` if needed and prove it writable, before any work is done."""
-    try:
-        os.makedirs(path, exist_ok=True)
-        probe = os.path.join(path, ".dlfuzz-write-probe")
-        with open(probe, "w") as f:
-            f.write("")
-        os.unlink(probe)
-    except OSError as e:
-        raise UsageError(f"cannot write to output folder {path!r} ({e.strerror}); choose a writable folder with --out") from None
-    return path
 
 
 def build_parser() -> argparse.ArgumentParser:

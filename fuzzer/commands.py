@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from fuzzer.cli import UsageError, writable_dir
+from fuzzer.args import UsageError, writable_dir
 
 
 def ready_framework(framework: str) -> None:
@@ -22,7 +22,7 @@ def ready_framework(framework: str) -> None:
 
 def op_kinds(ops: str) -> tuple[str, ...]:
     """``--ops`` text -> operator kinds; UsageError (one line) on an unknown kind."""
-    from rules.inferred import parse_op_kinds
+    from rules.registry import parse_op_kinds
 
     try:
         return parse_op_kinds(ops)
@@ -32,7 +32,7 @@ def op_kinds(ops: str) -> tuple[str, ...]:
 
 def op_specs(framework: str, ops: str) -> list:
     """The specs of the ``--ops`` kinds (``spec,inferred``) for one framework; UsageError on bad input."""
-    from rules.inferred import operator_specs, parse_op_kinds
+    from rules.registry import operator_specs, parse_op_kinds
     from rules.store import RuleStoreError
 
     try:
@@ -46,7 +46,7 @@ def op_specs(framework: str, ops: str) -> list:
 
 def cmd_ops(args: argparse.Namespace) -> int:
     """The operators of each kind (spec, inferred, concrete) per framework, with counts."""
-    from rules.inferred import operator_specs
+    from rules.registry import operator_specs
     from rules.store import RuleStoreError
 
     frameworks = [args.framework] if args.framework else ["torch", "tensorflow"]

@@ -16,7 +16,7 @@ import argparse
 import json
 import re
 
-from fuzzer.cli import FRAMEWORK_CHOICES, UsageError, positive_int
+from fuzzer.args import FRAMEWORK_CHOICES, UsageError, positive_int
 
 
 def _duration(text: str) -> float:

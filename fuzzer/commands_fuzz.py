@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from fuzzer.cli import UsageError, writable_dir
+from fuzzer.args import UsageError, writable_dir
 from fuzzer.commands import op_kinds as op_specs_kinds, ready_framework
 
 

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from fuzzer.cli import UsageError
+from fuzzer.args import UsageError
 
 
 def cmd_reduce(args: argparse.Namespace) -> int:

@@ -14,7 +14,7 @@ import json
 import os
 import sys
 
-from fuzzer.cli import FRAMEWORK_CHOICES, UsageError, positive_int
+from fuzzer.args import FRAMEWORK_CHOICES, UsageError, positive_int
 
 
 def _positive_float(text: str) -> float:

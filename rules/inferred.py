@@ -27,8 +27,6 @@ from rules.infer.expr import parse_expr, parse_pred, pred_to_z3, side_conditions
 from rules.semantics import meet_preconditions
 from rules.spec import OpSpec, SymTensor
 
-OP_KINDS = ("spec", "inferred", "concrete")
-AVAILABLE_KINDS = OP_KINDS
 MIN_PRECISION = 0.9
 TORCH_PROPERTIES = frozenset({"T", "mT", "H", "mH", "real", "imag"})
 
@@ -244,32 +242,3 @@ def inferred_specs(framework: str, path: str | None = None, min_precision: float
     """The generator-usable specs of a rule store (the shipped one by default)."""
     rules = _load(framework, str(path) if path else None)
     return [InferredSpec(r, framework) for r in rules if usable(r, framework, min_precision) is None]
-
-
-def parse_op_kinds(text: str) -> tuple[str, ...]:
-    """``spec,inferred`` -> ("spec", "inferred"); ValueError (one line) for unknown kinds."""
-    kinds = [k.strip() for k in text.split(",") if k.strip()]
-    if not kinds:
-        raise ValueError(f"expected a comma list of operator kinds ({', '.join(AVAILABLE_KINDS)}), got {text!r}")
-    for k in kinds:
-        if k not in OP_KINDS:
-            raise ValueError(f"unknown operator kind {k!r}; expected a comma list of {', '.join(AVAILABLE_KINDS)}")
-        if k not in AVAILABLE_KINDS:
-            raise ValueError(f"operator kind {k!r} is not available yet; use {', '.join(AVAILABLE_KINDS)}")
-    return tuple(dict.fromkeys(kinds))
-
-
-def operator_specs(framework: str, kinds: Sequence[str] = ("spec",), rules_path: str | None = None) -> list[OpSpec]:
-    """The specs of the given kinds for one framework."""
-    out: list[OpSpec] = []
-    if "spec" in kinds:
-        from rules.specs import specs_for
-
-        out += specs_for(framework)
-    if "inferred" in kinds:
-        out += inferred_specs(framework, rules_path)
-    if "concrete" in kinds:
-        from rules.concrete import concrete_specs
-
-        out += concrete_specs(framework, _load(framework, str(rules_path) if rules_path else None))
-    return out

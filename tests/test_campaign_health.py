@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from fuzzer.generate import common_dtype_specs
-from rules.inferred import operator_specs
+from rules.registry import operator_specs
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -13,7 +13,8 @@ from fuzzer.draw import OperatorDraw
 from fuzzer.generate import GenConfig, GenerationError, Generator
 from fuzzer.models import make_model
 from rules.concrete import ConcreteSpec, concrete_specs
-from rules.inferred import InferredSpec, _load, operator_specs
+from rules.inferred import InferredSpec, _load
+from rules.registry import operator_specs
 from rules.solve import Bounds, instantiate
 from rules.trial import trial_run
 
