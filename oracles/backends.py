@@ -259,7 +259,9 @@ def _tf_function(jit_compile: bool) -> Callable[[str], Prepare]:
 # XLA compiles only ops with an XLA kernel for the dtype at hand; TensorFlow documents the
 # gaps (tf.math.cumprod of integers, ...). Such a model is declined, not miscompiled.
 XLA_UNSUPPORTED = (r"Detected unsupported operations when trying to compile", r"No registered '\w+' OpKernel for XLA",
-                   r"XLA does not support pooling ops with explicit padding")
+                   r"XLA does not support pooling ops with explicit padding",
+                   r"must be a compile-time constant",  # XLA needs static shapes and attributes
+                   r"does not yet support pivoting")  # tridiagonal_solve
 
 
 # ---- the registry ------------------------------------------------------------------------

@@ -43,9 +43,10 @@ ACCUMULATION: dict[tuple[str, str], str] = {
 
 # Inferred operators by API name (the last dotted part, lower case), so that an API and
 # its hand-written counterpart round alike: one policy, whatever the operator's origin.
+# Not ``round``: torch.round(x, decimals=k) scales by 10**k and back, which rounds.
 EXACT_APIS = re.compile(
     r"a?max|a?min|maximum|minimum|fmax|fmin|abs|absolute|neg|negative|positive|relu6?|hardtanh|clamp|clip|"
-    r"clip_by_value|floor|ceil|round|rint|trunc|fix|sign|reshape|view|view_as|flatten|unflatten|ravel|"
+    r"clip_by_value|floor|ceil|rint|trunc|fix|sign|reshape|view|view_as|flatten|unflatten|ravel|"
     r"transpose|permute|t|mt|movedim|moveaxis|swapaxes|swapdims|squeeze|unsqueeze|expand|expand_as|expanddims|"
     r"expand_dims|broadcast_to|broadcastto|cat|concat|concatv2|concatenate|stack|pack|unpack|unstack|hstack|"
     r"vstack|dstack|split|splitv|chunk|tensor_split|unbind|narrow|select|selectv2|where|slice|stridedslice|"

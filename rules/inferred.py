@@ -30,8 +30,9 @@ from rules.spec import OpSpec, SymTensor
 MIN_PRECISION = 0.9
 TORCH_PROPERTIES = frozenset({"T", "mT", "H", "mH", "real", "imag"})
 
-# APIs a differential fuzzer must not use: random or uninitialized results, writes into
-# inputs, private entry points, Python-level indexing (tuples are recorded as lists).
+# APIs a differential fuzzer must not use: random, approximate (``approx_max_k``: each
+# backend may pick other elements) or uninitialized results, writes into inputs, private
+# entry points, Python-level indexing (tuples are recorded as lists).
 _DENY = {
     "torch": re.compile(r"\._[A-Za-z]|rand|normal|bernoulli|multinomial|poisson|dropout|rrelu|gumbel|fractional|"
                         r"empty|uniform|exponential|geometric|cauchy|log_normal|__getitem__|__setitem__|"
@@ -42,7 +43,8 @@ _DENY = {
     "tensorflow": re.compile(r"\._[A-Za-z]|random|Random|dropout|Dropout|shuffle|Shuffle|Variable|Assign|"
                              r"sample|Sample|__getitem__|Unique|unique|uniform|Uniform|"
                              r"Multinomial|Stateful|stateless|Stateless|ResourceGather|Print|Empty\b|"
-                             r"(^|\.)empty$|Timestamp|\.print$|Save|Restore|Reader|Queue|Iterator|Dataset"),
+                             r"(^|\.)empty$|Timestamp|\.print$|Save|Restore|Reader|Queue|Iterator|Dataset|"
+                             r"approx_m|ApproxTopK"),
 }
 
 _CONCRETE_TAGS = frozenset({"dtype"})

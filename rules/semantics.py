@@ -77,13 +77,26 @@ SORTED_INPUTS: dict[str, tuple[str, int]] = {
     "tf.histogram_fixed_width_bins": ("value_range", 1),
 }
 _SORT = {"tensorflow": "tf.sort({}, axis=-1)", "torch": "torch.sort({}, dim=-1).values"}
+# API -> the shift amount, kept in 0..7: shifting by the bit width or more (or by a
+# negative amount) is undefined in C, and eager and XLA differ there without a bug.
+SHIFT_AMOUNTS: dict[str, tuple[str, int]] = {
+    "tf.bitwise.left_shift": ("y", 1),
+    "tf.bitwise.right_shift": ("y", 1),
+    "tf.raw_ops.LeftShift": ("y", 1),
+    "tf.raw_ops.RightShift": ("y", 1),
+    "torch.bitwise_left_shift": ("other", 1),
+    "torch.bitwise_right_shift": ("other", 1),
+}
+_IN_SHIFT_RANGE = {"tensorflow": "tf.bitwise.bitwise_and({}, 7)", "torch": "torch.bitwise_and({}, 7)"}
 
 
 # ---- value preconditions -------------------------------------------------------------------
 
-def sorted_tensor(api: str, template: Mapping[str, Any]) -> int | None:
-    """Which tensor of a call template (``{"$tensor": i}``) must be sorted, if any."""
-    where = SORTED_INPUTS.get(api)
+def sorted_tensor(api: str, template: Mapping[str, Any], table: Mapping[str, tuple[str, int]] = SORTED_INPUTS
+                  ) -> int | None:
+    """Which tensor of a call template (``{"$tensor": i}``) must be sorted (or, with
+    another ``table``, meet that table's precondition), if any."""
+    where = table.get(api)
     if where is None:
         return None
     keyword, position = where
@@ -98,9 +111,10 @@ def meet_preconditions(api: str, template: Mapping[str, Any], framework: str, ar
     that must be sorted is sorted in the call itself, so every value that reaches it,
     a leaf or an intermediate, qualifies (``rules.inferred.InferredSpec.code``)."""
     out = list(args)
-    i = sorted_tensor(api, template)
-    if i is not None and i < len(out) and framework in _SORT:
-        out[i] = _SORT[framework].format(out[i])
+    for table, rewrite in ((SORTED_INPUTS, _SORT), (SHIFT_AMOUNTS, _IN_SHIFT_RANGE)):
+        i = sorted_tensor(api, template, table)
+        if i is not None and i < len(out) and framework in rewrite:
+            out[i] = rewrite[framework].format(out[i])
     return out
 
 

@@ -140,6 +140,8 @@ def test_exactness_is_one_policy_for_hand_written_and_inferred_ops():
     assert op_rounding(SPECS["core.Sum"]) == op_rounding(inferred("torch.Tensor.sum")) == "accumulate"
     assert op_rounding(inferred("tf.raw_ops.BatchMatMulV3")) == op_rounding(SPECS["core.MatMul"]) == "accumulate"
     assert op_rounding(inferred("torch.exp")) == op_rounding(SPECS["core.Exp"]) == ""
+    # torch.round may take decimals (scale by 10**k and back: it rounds); core.Round has none
+    assert op_rounding(inferred("torch.round")) == "" and op_rounding(SPECS["core.Round"]) == "exact"
 
 
 # ---- indices ---------------------------------------------------------------------------
