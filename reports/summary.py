@@ -138,6 +138,8 @@ def _figures(state: dict[str, Any]) -> list[tuple[str, str]]:
         ("skipped cases (not judged), by reason", _by_count(skipped)),
         ("excused output elements, by reason", _by_count(state.get("excused") or {})),
         ("batches", _batches(state.get("batches") or {})),
+        ("value modes of valid cases", _by_count(state.get("values_modes") or {})),
+        ("parked (failures naming no operator, awaiting reduction)", str(state.get("parked", 0))),
         ("time", f"{minutes:.1f} min, {state.get('cases_per_minute', 0)} cases/min"),
         ("distinct bugs", f"{state.get('bugs', 0)}" + (f" ({kinds})" if kinds else "")),
         ("sightings", str(state.get("sightings", 0))),
