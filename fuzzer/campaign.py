@@ -56,9 +56,6 @@ class CampaignStopped(CampaignError):
 EARLY_CASES = 50
 MIN_JUDGED_CASES = 8
 MIN_VALID_SHARE = 0.5
-# Reduce, then decide parked failures (reports.pinning), which may found new bugs to
-# reduce: at most this many rounds after the loop.
-SETTLE_ROUNDS = 3
 
 
 def parse_duration(text: str) -> float:
@@ -272,18 +269,20 @@ def run_campaign(cfg: CampaignConfig, progress: Callable[[CampaignState], None] 
             state.bugs_by_kind[verdict.status] = state.bugs_by_kind.get(verdict.status, 0) + 1
 
     def settle() -> bool:
-        """After reductions: decide the parked failures, merge twins. True if a parked
-        failure became a new bug (which needs reducing in turn)."""
-        bugs = state.bugs
-        for path, case, verdict, index, verdicts in list(pinning.parked()):
-            path.unlink()
-            state.parked -= 1
-            record(case, index, verdict, None, verdicts)
-        grew = state.bugs > bugs
+        """After reductions: merge twins, then decide parked failures until one becomes a
+        new bug, which must be reduced before the next can be decided. True if it stopped
+        there (call again after reducing)."""
         for kind in pinning.merge_twins():
             state.bugs -= 1
             state.bugs_by_kind[kind] -= 1
-        return grew
+        for path, case, verdict, index, verdicts in list(pinning.parked()):
+            bugs = state.bugs
+            path.unlink()
+            state.parked -= 1
+            record(case, index, verdict, None, verdicts)
+            if state.bugs > bugs:
+                return True
+        return False
 
     save()
     prefetch = Prefetcher(lambda index: make_model(generator, spec_map, cfg.seed, index, special_values=not both),
@@ -341,7 +340,7 @@ def run_campaign(cfg: CampaignConfig, progress: Callable[[CampaignState], None] 
         prefetch.close()  # reduction below runs models of its own
         if cfg.reduce_s > 0:
             reduce_start = time.monotonic()
-            for _ in range(SETTLE_ROUNDS):
+            for _ in range(state.parked + 1):  # each round decides at least one parked failure
                 _reduce_bugs(store, sandbox, cfg, progress is not None)
                 if not settle():
                     break

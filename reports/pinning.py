@@ -29,7 +29,7 @@ from typing import Iterator
 
 from corpus.case import Case, write_atomic
 from oracles.verdict import Verdict
-from reports.signature import Signature
+from reports.signature import Signature, api_of
 
 MAX_PARKED = 10
 
@@ -39,10 +39,11 @@ def needs_pin(sig: Signature) -> bool:
 
 
 def pinned_ops(bug: dict) -> frozenset[str] | None:
-    """The operators a reduced bug needs; None while it is not reduced."""
+    """The APIs of the operators a reduced bug needs (``tf.transpose``, whatever partial
+    operator met it); None while it is not reduced."""
     if "reduce_seconds" not in bug:
         return None
-    return frozenset(bug.get("operators_reduced") or bug.get("operators") or ())
+    return frozenset(map(api_of, bug.get("operators_reduced") or bug.get("operators") or ()))
 
 
 def _signature(bug: dict) -> Signature:
@@ -79,7 +80,7 @@ class Pinning:
         family = self.family(base)
         if not family:
             return Decision("record", base)
-        ops = frozenset(case.graph.op_ids())
+        ops = frozenset(map(api_of, case.graph.op_ids()))
         for _, bug in family:
             pinned = pinned_ops(bug)
             if pinned is not None and pinned <= ops:
