@@ -280,3 +280,36 @@ def test_topk_indices_of_exactly_tied_values_are_excused_where_tie_order_is_undo
     result = check_case(case, ["torch.eager", "tf.eager"], SPECS)
     assert result.valid and result.bugs == [], result.summary()
     assert result.excused.get(NEAR_TIE, 0) > 0
+
+
+def test_a_subnormal_flushed_to_zero_is_excused_and_counted_but_nothing_larger():
+    from oracles.compare import DENORMAL, OutputKind, compare_output
+
+    r = np.array([1.0, 2.9e-39, -1e-40, 0.5], dtype=np.float32)
+    flushed = np.array([1.0, 0.0, 0.0, 0.5], dtype=np.float32)
+    kind = OutputKind(False, frozenset(), "float32", exact=True)
+    excused = {}
+    ref = Output("float32", (4,), r)
+    assert compare_output(0, ref, Output("float32", (4,), flushed), kind, lambda: None, lambda n: False, False,
+                          excused) is None
+    assert excused == {DENORMAL: 2}
+    wrong = flushed.copy()
+    wrong[0] = np.nextafter(np.float32(1.0), np.float32(2.0))
+    assert compare_output(0, ref, Output("float32", (4,), wrong), kind, lambda: None, lambda n: False) is not None
+
+
+def test_an_integer_image_op_may_round_one_unit_either_way_and_no_more():
+    from oracles.compare import INT_ROUNDING, OutputKind, compare_output
+
+    r = np.array([10, 20, 30], dtype=np.int64)
+    kind = OutputKind(False, frozenset(), "", rounds_to_int=True)
+    excused = {}
+    ref = Output("int64", (3,), r)
+    assert compare_output(0, ref, Output("int64", (3,), r + [1, 0, -1]), kind, lambda: None, lambda n: False,
+                          False, excused) is None
+    assert excused == {INT_ROUNDING: 2}
+    assert compare_output(0, ref, Output("int64", (3,), r + [2, 0, 0]), kind, lambda: None, lambda n: False) \
+        is not None
+    plain = OutputKind(False, frozenset(), "")
+    assert compare_output(0, ref, Output("int64", (3,), r + [1, 0, 0]), plain, lambda: None, lambda n: False) \
+        is not None
