@@ -173,3 +173,18 @@ def raises_quietly_on_exp(gm: torch.fx.GraphModule, example_inputs):
     if _has(gm, torch.exp, torch.ops.aten.exp.default):
         raise RuntimeError("planted: lowering failed")
     return gm.forward
+
+
+def int_add_via_float32(gm: torch.fx.GraphModule, example_inputs):
+    """Adds int32 tensors through float32: right for small values, wrong past 2**24, a
+    fault only values across the integer range can show."""
+    def add(a, b, *rest, **kw):
+        if isinstance(a, torch.Tensor) and a.dtype == torch.int32 and isinstance(b, torch.Tensor):
+            return (a.to(torch.float32) + b.to(torch.float32)).to(torch.int32)
+        return torch.add(a, b, *rest, **kw)
+
+    for node in gm.graph.nodes:
+        if node.op == "call_function" and node.target in ADD_TARGETS:
+            node.target = add
+    gm.recompile()
+    return gm.forward

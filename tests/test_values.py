@@ -208,3 +208,28 @@ def test_no_accepted_values_cast_floats_outside_the_integer_range():
             accepted += 1
             assert np.abs(found.outputs[0]).max() < 128
     assert accepted >= 5
+
+
+def test_an_integer_fault_only_large_values_show_is_found_in_limits_mode():
+    """A backend adding int32 through float32 is right below 2**24: small values never see
+    it; values across the range (where eager does not overflow) do."""
+    import random
+
+    from corpus.case import Case
+    from corpus.graph import Graph
+    from corpus.tensor_type import TensorType
+    from fuzzer.values import search_values
+    from oracles.check import check_case
+    from rules.specs import SPECS
+
+    t = TensorType((16,), "int32")
+    g = Graph()
+    g.outputs = g.add_op("core.Add", {}, [g.add_leaf(t), g.add_leaf(t)], [t])
+    backends = ["torch.eager", "torch.compile:tests.planted_backends:int_add_via_float32"]
+    verdicts = {}
+    for mode in ("", "limits"):
+        found = search_values(g, "torch", SPECS, random.Random(4), mode=mode)
+        assert found.ok and found.mode == mode
+        result = check_case(Case(g, "torch", found.values), backends, SPECS)
+        verdicts[mode] = [v.status for v in result.bugs]
+    assert verdicts == {"": [], "limits": ["mismatch"]}
