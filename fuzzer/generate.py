@@ -84,8 +84,14 @@ class Generator:
         self.draw = OperatorDraw(framework, self.specs, config.kind_weights, config.bounds.max_rank)
 
     def generate(self, rng: random.Random) -> Graph:
-        """A graph with up to ``max_nodes`` operator nodes (at least one)."""
+        """A graph with up to ``max_nodes`` operator nodes (at least one).
+
+        An ``rng`` with a ``keep_growing()`` method decides after each operator whether
+        the graph grows on: Hypothesis's draws do (``fuzzer.strategies.DrawRandom``), so
+        that a failing model shrinks to fewer operators by deleting whole steps; a plain
+        ``random.Random`` has none and grows to ``max_nodes``, as it always did."""
         cfg = self.config
+        keep_growing = getattr(rng, "keep_growing", None)
         g = Graph()
         g.add_leaf(random_leaf_type(rng, cfg.bounds))
         ops = 0
@@ -119,6 +125,8 @@ class Generator:
             else:
                 attempts += 1
                 ops += ok
+                if ok and keep_growing is not None and ops < cfg.max_nodes and not keep_growing():
+                    break
         g.outputs = g.unused_values()
         return g
 

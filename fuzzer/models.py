@@ -52,8 +52,9 @@ def make_case(generator: Generator, seed: int, index: int, draw: int = 0) -> Cas
 def make_model(generator: Generator, specs: Mapping[str, OpSpec], seed: int, index: int, *,
                special_values: bool = True) -> Model:
     """Generate model ``index`` and search values for it (runs it in eager mode).
-    ``special_values``: False for torch-vs-tensorflow campaigns, where NaN and infinity
-    propagate by each framework's own documented rules (``tf.maximum``), not a bug."""
+    ``special_values``: False for torch-vs-tensorflow and XLA campaigns, where NaN and
+    infinity propagate by each framework's own documented rules (``tf.maximum``; XLA's
+    fast min/max), not a bug."""
     for draw in range(DRAWS_PER_MODEL):
         case = make_case(generator, seed, index, draw)
         # the value mode (wide integers, special floats) has its own stream: plain cases

@@ -44,7 +44,7 @@ _DENY = {
                              r"sample|Sample|__getitem__|Unique|unique|uniform|Uniform|"
                              r"Multinomial|Stateful|stateless|Stateless|ResourceGather|Print|Empty\b|"
                              r"(^|\.)empty$|Timestamp|\.print$|Save|Restore|Reader|Queue|Iterator|Dataset|"
-                             r"approx_m|ApproxTopK"),
+                             r"approx_|ApproxTopK"),
 }
 
 _CONCRETE_TAGS = frozenset({"dtype"})

@@ -29,3 +29,6 @@ def test_a_short_campaign_of_each_documented_pair_checks_mostly_valid_cases(back
     assert state.cases >= 16
     assert state.valid >= 0.75 * state.cases, state.skipped
     assert len(state.ops) >= 10  # several operators were exercised, not one degenerate model
+    if "tf.xla" in backends or ("torch" in backends and "tf." in backends):
+        # NaN handling is a documented setting there (XLA's fast min/max; each framework's rules)
+        assert "special" not in state.values_modes
