@@ -23,7 +23,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, TextIO
 
 from corpus.case import Case, write_atomic
 from fuzzer.batches import BatchFigures, Job, as_job, declined, follow, passed, sample_passing, split_failed_batch
@@ -419,7 +419,8 @@ def _reduce_bugs(store: BugStore, sandbox, cfg: CampaignConfig, verbose: bool) -
                   end="", file=sys.stderr, flush=True)
 
 
-def print_progress(state: CampaignState) -> None:
+def print_progress(state: CampaignState, stream: TextIO | None = None) -> None:
+    """The progress line, rewritten in place on ``stream`` (default: stderr)."""
     print(f"\rcases {state.cases}  valid {state.valid} ({state.valid_share:.0%})  bugs {state.bugs}  "
           f"{state.cases_per_minute:.1f} cases/min  ",
-          end="", file=sys.stderr, flush=True)
+          end="", file=stream or sys.stderr, flush=True)
