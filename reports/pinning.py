@@ -106,22 +106,39 @@ class Pinning:
                    [Verdict.from_json(v) for v in d.get("verdicts", [])])
 
     def merge_twins(self) -> list[str]:
-        """Members of one family that reduction pinned on the same operators are one bug:
-        the later moves under the earlier's ``merged/``, its sightings added. Returns the
-        kinds of the folders merged away."""
-        merged = []
-        bases: dict[str, list[tuple[str, dict]]] = {}
+        """Reduced bugs that are one root cause become one folder: the later moves under
+        the earlier's ``merged/``, its sightings added. Returns the kinds merged away.
+
+        * members of an operator-less family (an abort, a timeout) that reduction pinned
+          on the same operators;
+        * crashes with one specific normalized message (a C++ compile error naming one
+          missing overload, say) whose reduced cases share an operator function, however
+          spelled (``core.Min``, ``torch.Tensor.min``, ``aten.min.dim``) and whatever feeds
+          it: ``min`` of an ``eq``, of a ``logical_xor`` and of a ``logical_and`` mask are
+          one missing ``min_masked_reduce``.
+        """
+        merged: list[str] = []
+        groups: dict[tuple, list[tuple[str, dict]]] = {}
         for p in sorted(self.root.glob("*/bug.json")):
             bug = json.loads(p.read_text())
-            if "base_signature" in bug and pinned_ops(bug) is not None:
-                bases.setdefault(bug["base_signature"], []).append((p.parent.name, bug))
-        for members in bases.values():
-            members.sort(key=lambda nb: nb[1].get("first_seen", ""))
-            kept: dict[frozenset[str], tuple[str, dict]] = {}
+            pinned = pinned_ops(bug)
+            if pinned is None:
+                continue
+            parts = bug.get("signature_parts") or {}
+            if parts.get("kind") == "crash" and _specific(parts.get("symptom", "")):
+                key: tuple = ("crash", parts.get("backend"), parts.get("stage"), parts.get("symptom"))
+            elif "base_signature" in bug:
+                key = ("family", bug["base_signature"])
+            else:
+                continue
+            groups.setdefault(key, []).append((p.parent.name, bug))
+        for key, members in groups.items():
+            members.sort(key=lambda nb: (nb[1].get("first_seen", ""), nb[1].get("case_index", 0)))
+            kept: list[tuple[str, dict]] = []
             for name, bug in members:
-                twin = kept.get(pinned_ops(bug))  # type: ignore[arg-type]
+                twin = next((k for k in kept if _same_cause(key[0], k[1], bug)), None)
                 if twin is None:
-                    kept[pinned_ops(bug)] = (name, bug)  # type: ignore[index]
+                    kept.append((name, bug))
                     continue
                 twin_name, twin_bug = twin
                 twin_bug["count"] = twin_bug.get("count", 1) + bug.get("count", 1)
@@ -131,3 +148,25 @@ class Pinning:
                 os.replace(self.root / name, self.root / twin_name / "merged" / name)
                 merged.append(bug.get("kind", ""))
         return merged
+
+
+def function_name(op: str) -> str:
+    """``core.Min``, ``torch.Tensor.min``, ``torch.min#ca74``, ``aten.min.dim`` -> ``min``."""
+    parts = api_of(op).split(".")
+    name = parts[1] if parts[0] == "aten" and len(parts) > 1 else parts[-1]
+    return name.lower()
+
+
+def _specific(symptom: str) -> bool:
+    """A message that says more than its exception type (``RuntimeError: N``)."""
+    return len(symptom.split(":", 1)[-1].strip()) >= 20
+
+
+def _same_cause(group: str, kept: dict, bug: dict) -> bool:
+    if group == "family":
+        return pinned_ops(kept) == pinned_ops(bug)
+
+    def functions(b: dict) -> set[str]:
+        return {function_name(op) for op in (pinned_ops(b) or set()) | set(b.get("aten_ops") or ())}
+
+    return bool(functions(kept) & functions(bug))

@@ -4,6 +4,7 @@ through many cases is one."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -109,3 +110,42 @@ def test_a_campaign_reports_two_different_aborts_as_two_bugs(tmp_path: Path):
     pinned = sorted(tuple(b.get("operators_reduced", [])) for b in bugs)
     assert pinned == [("core.Cos",), ("core.Sin",)], pinned
     assert state.bugs == 2 and state.parked == 0
+
+
+def test_crashes_with_one_specific_message_through_one_function_merge_after_reduction(tmp_path: Path):
+    """Folders of one missing C++ overload (Inductor's ``min_masked_reduce``, met through
+    ``min`` of masks from eq, xor and logical_and) are one root cause; another message
+    stays apart."""
+    from reports.pinning import function_name
+
+    assert {function_name(o) for o in ("core.Min", "torch.Tensor.min#ca74", "aten.min.dim", "torch.min")} == {"min"}
+    store, pinning = BugStore(tmp_path, SPECS, "torch.eager"), Pinning(tmp_path / "bugs")
+    message = ("CppCompileError: C++ compile error: no matching function for call to "
+               "'min_masked_reduce(at::vec::VecMask<float, 1>&, at::vec::VecMask<{}, 1>&, int64_t)'")
+    # stand-ins (unary chains): "floor" plays the shared function, fed by different ops
+    first, _ = record(store, pinning, chain("core.Abs", "core.Floor"),
+                      Verdict("torch.compile", "crash", "compile", message.format("signed char")))
+    reduced(store, first.folder_name, ["core.Abs", "core.Floor"])
+    second, new = record(store, pinning, chain("core.Floor", "core.Exp"),
+                         Verdict("torch.compile", "crash", "compile", message.format("int")))
+    assert new and second != first  # pinned operators differ: a distinct bug at first
+    reduced(store, second.folder_name, ["core.Floor", "core.Exp"])
+    # one signed by its ATen ops (a localized crash) and one with another message
+    aten = Verdict("torch.compile", "crash", "compile", message.format("int"))
+    third, _ = store.record(chain("core.Sin"), aten, (0, 0), 3,
+                            signature=dataclasses.replace(signature_of(chain("core.Sin"), aten),
+                                                          operators=("aten.floor.default",)))
+    reduced(store, third.folder_name, ["core.Sin"])
+    other, _ = record(store, pinning, chain("core.Floor", "core.Neg"),
+                      Verdict("torch.compile", "crash", "compile", "AssertionError: vr must not be None while "
+                              "lowering a pad of an int64 tensor"))
+    reduced(store, other.folder_name, ["core.Floor"])
+    store_bug = json.loads((store.root / third.folder_name / "bug.json").read_text())
+    store_bug["aten_ops"] = ["aten.floor.default"]
+    (store.root / third.folder_name / "bug.json").write_text(json.dumps(store_bug))
+    assert pinning.merge_twins() == ["crash", "crash"]
+    left = {p.parent.name for p in store.root.glob("*/bug.json")}
+    one_cause = {first.folder_name, second.folder_name, third.folder_name}
+    assert other.folder_name in left and len(left & one_cause) == 1 and len(left) == 2
+    [kept] = left & one_cause
+    assert len(json.loads((store.root / kept / "bug.json").read_text())["merged"]) == 2
