@@ -96,6 +96,11 @@ NEAR_TIE = "near-tie index"
 CROSS_HALF = "half-precision compute across frameworks"
 DENORMAL = "subnormal flushed to zero"
 INT_ROUNDING = "float rounding inside an integer op"
+# Inferred APIs that jump inside (hue wraps around at 0 and 1; floor and round families
+# are caught by their integer outputs or their specs): judged near a jump like floor
+DISCONTINUOUS_APIS = re.compile(r"^tf\.image\.(adjust_hue|rgb_to_hsv|hsv_to_rgb|random_hue)$|"
+                                r"^(tf\.math\.|torch\.|torch\.Tensor\.)(floor|ceil|round|rint|trunc|sign|"
+                                r"floordiv|floor_divide|floormod|remainder|fmod|atan2|arctan2)$")
 # APIs whose integer results are computed in floats and rounded back (image adjustments,
 # colour-space and dtype conversions of integer images)
 ROUNDS_THROUGH_FLOAT = re.compile(r"^tf\.image\.(adjust_\w+|convert_image_dtype|\w+_to_\w+|random_\w+|"
@@ -186,7 +191,7 @@ def is_discontinuous(graph: Graph, node: int, specs: Mapping[str, OpSpec]) -> bo
     if n.kind != "op":
         return False
     spec = specs[n.op]  # type: ignore[index]
-    if spec.discontinuous or spec.unstable_outputs:
+    if spec.discontinuous or spec.unstable_outputs or DISCONTINUOUS_APIS.search(getattr(spec, "api", "") or ""):
         return True
     float_in = any(is_float(graph.type_of(v).dtype) for v in graph.inputs_of(node))
     return float_in and any(not is_float(t.dtype) for t in n.types)

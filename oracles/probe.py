@@ -24,7 +24,7 @@ import numpy as np
 from corpus.graph import Graph
 from corpus.tensor_type import is_float
 from corpus.values import ValueSpec
-from oracles.compare import (NEAR_DISCONTINUITY, NEAR_TIE, PROBE_FAILED, is_discontinuous, judged_tolerance,
+from oracles.compare import (DISCONTINUOUS_APIS, NEAR_DISCONTINUITY, NEAR_TIE, PROBE_FAILED, is_discontinuous, judged_tolerance,
                              tolerance, value_precision)
 from oracles.rounding import exact_nodes, is_index_op, ties_documented
 from rules.execute import load_module
@@ -207,9 +207,12 @@ class DiscontinuityProbe:
                       for v in self.graph.outputs]
         # an index whose tie order is arbitrary by definition: exact ties count too
         arbitrary = is_index_op(spec) and not ties_documented(spec, self.frameworks)
+        # an API that jumps inside on values it computes (hue wrapping around): a backend's
+        # own rounding there moves it even on exact inputs, so those are moved too
+        inside = bool(DISCONTINUOUS_APIS.search(getattr(spec, "api", "") or ""))
         try:
             env = self._values()
-            deltas = self._deltas(node, env, arbitrary)
+            deltas = self._deltas(node, env, arbitrary or inside)
             if arbitrary and (not deltas or self._has_ties(node, env)):
                 # integer ties cannot be probed by moving values; exact float ties move
                 # the index without moving the values the probe watches

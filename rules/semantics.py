@@ -88,6 +88,20 @@ SHIFT_AMOUNTS: dict[str, tuple[str, int]] = {
     "torch.bitwise_right_shift": ("other", 1),
 }
 _IN_SHIFT_RANGE = {"tensorflow": "tf.bitwise.bitwise_and({}, 7)", "torch": "torch.bitwise_and({}, 7)"}
+# API -> the float image whose values must lie in [0, 1]: colour-space conversions are
+# defined there only (out of range, HSV round trips differ by implementation).
+UNIT_RANGE_IMAGES: dict[str, tuple[str, int]] = {
+    "tf.image.adjust_hue": ("image", 0),
+    "tf.image.adjust_saturation": ("image", 0),
+    "tf.image.rgb_to_hsv": ("images", 0),
+    "tf.image.hsv_to_rgb": ("images", 0),
+    "tf.image.rgb_to_yiq": ("images", 0),
+    "tf.image.yiq_to_rgb": ("images", 0),
+    "tf.image.rgb_to_yuv": ("images", 0),
+    "tf.image.yuv_to_rgb": ("images", 0),
+    "tf.image.convert_image_dtype": ("image", 0),
+}
+_IN_UNIT_RANGE = {"tensorflow": "({0} if {0}.dtype.is_integer else tf.clip_by_value({0}, 0.0, 1.0))"}
 
 
 # ---- value preconditions -------------------------------------------------------------------
@@ -111,7 +125,8 @@ def meet_preconditions(api: str, template: Mapping[str, Any], framework: str, ar
     that must be sorted is sorted in the call itself, so every value that reaches it,
     a leaf or an intermediate, qualifies (``rules.inferred.InferredSpec.code``)."""
     out = list(args)
-    for table, rewrite in ((SORTED_INPUTS, _SORT), (SHIFT_AMOUNTS, _IN_SHIFT_RANGE)):
+    for table, rewrite in ((SORTED_INPUTS, _SORT), (SHIFT_AMOUNTS, _IN_SHIFT_RANGE),
+                           (UNIT_RANGE_IMAGES, _IN_UNIT_RANGE)):
         i = sorted_tensor(api, template, table)
         if i is not None and i < len(out) and framework in rewrite:
             out[i] = rewrite[framework].format(out[i])

@@ -313,3 +313,14 @@ def test_an_integer_image_op_may_round_one_unit_either_way_and_no_more():
     plain = OutputKind(False, frozenset(), "")
     assert compare_output(0, ref, Output("int64", (3,), r + [1, 0, 0]), plain, lambda: None, lambda n: False) \
         is not None
+
+
+def test_inferred_apis_that_jump_inside_are_judged_near_a_jump():
+    """adjust_hue wraps hue around 1.0 (a 10-minute XLA campaign's false alarm: 0.999
+    against 0.001); an inferred floor is discontinuous as the hand-written one is."""
+    from oracles.compare import DISCONTINUOUS_APIS
+
+    for api in ("tf.image.adjust_hue", "tf.image.rgb_to_hsv", "torch.floor", "tf.math.floormod", "torch.Tensor.round"):
+        assert DISCONTINUOUS_APIS.search(api), api
+    for api in ("tf.image.adjust_brightness", "torch.exp", "tf.math.floor_something"):
+        assert not DISCONTINUOUS_APIS.search(api), api

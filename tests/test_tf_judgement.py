@@ -293,3 +293,18 @@ def test_what_a_10_minute_xla_campaign_showed_is_no_longer_reported():
         ["x", "tf.bitwise.bitwise_and(y, 7)"]
     for api in ("tf.math.approx_max_k", "tf.approx_top_k"):
         assert usable({"api": api}, "tensorflow", 0.0) == "nondeterministic, in-place or private API"
+
+
+@pytest.mark.tensorflow
+def test_colour_conversions_get_images_in_their_unit_range():
+    """adjust_hue of RGB values outside [0, 1] is undefined (an XLA campaign's false alarm:
+    1.8 apart): float images are clipped into the range in the call, integer ones kept."""
+    import tensorflow as tf
+
+    from rules.semantics import meet_preconditions
+
+    [call] = meet_preconditions("tf.image.adjust_hue", {"args": [{"$tensor": 0}]}, "tensorflow", ["x"])
+    floats = tf.constant([[[1.7, -0.3, 0.5]]])
+    assert float(tf.reduce_max(eval(call, {"tf": tf, "x": floats}))) == 1.0
+    ints = tf.constant([[[200, 3, 7]]], dtype=tf.uint8)
+    assert eval(call, {"tf": tf, "x": ints}).dtype == tf.uint8
