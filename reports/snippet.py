@@ -113,7 +113,8 @@ def snippet(case: Case, specs: Mapping[str, OpSpec], reference: str, verdict: Ve
     lines += [f"expected = f({call})", f"actual = {compiled}({call})"]
     i = verdict.output if verdict.output is not None and verdict.output < len(outs) else 0
     if verdict.message and " where the reference has " in verdict.message:
-        lines.append(f"assert actual[{i}].dtype == expected[{i}].dtype  # {verdict.message}")
+        what = "shape" if ": shape " in verdict.message else "dtype"
+        lines.append(f"assert actual[{i}].{what} == expected[{i}].{what}  # {verdict.message}")
         return "\n".join(lines)
     atol, rtol = tolerance
     to_np = "" if framework == "torch" else ".numpy()"

@@ -266,3 +266,14 @@ def test_literal_inputs_are_exactly_the_values_the_oracle_ran(dtype):
     made = torch.from_numpy(array).to(getattr(torch, dtype))
     written = torch.tensor(eval(_literal(array, dtype)), dtype=getattr(torch, dtype))
     assert torch.equal(made, written)
+
+
+@pytest.mark.parametrize("message,line", [
+    ("output 0: shape (1,) where the reference has ()", "assert actual[0].shape == expected[0].shape"),
+    ("output 0: dtype int64 where the reference has int32", "assert actual[0].dtype == expected[0].dtype"),
+])
+def test_a_shape_or_dtype_mismatch_is_asserted_as_such(message, line):
+    from reports.snippet import snippet
+
+    text = snippet(add_case(), SPECS, "torch.eager", Verdict("torch.compile", "mismatch", "run", message, 0))
+    assert text.splitlines()[-1].startswith(line) and message in text.splitlines()[-1]
