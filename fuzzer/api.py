@@ -29,7 +29,7 @@ from oracles.verdict import CheckResult, Verdict
 from rules.spec import OpSpec
 
 __all__ = ["Case", "CheckResult", "GenerationError", "InvalidModel", "ModelSource", "Verdict", "check", "checker", "framework_of",
-           "generate", "load", "load_bug", "model_source", "reduce", "save", "specs_for"]
+           "backend_names", "generate", "load", "load_bug", "model_source", "reduce", "save", "specs_for"]
 
 ALL_KINDS = ("spec", "inferred", "concrete")
 
@@ -142,7 +142,7 @@ def specs_for(case_or_framework: Case | str, op_ids: Sequence[str] = ()) -> Mapp
     return {**SPECS, **{s.id: s for s in operator_specs(framework, ("inferred", "concrete"))}}
 
 
-def _importable_backends(backends: Sequence[str]) -> list[str]:
+def backend_names(backends: Sequence[str]) -> list[str]:
     """Validated names; a user's backend module is found from the current folder, as with
     ``python -m`` (sandbox workers inherit the path)."""
     from oracles.backends import validate_backends
@@ -161,7 +161,7 @@ def checker(backends: Sequence[str], *, timeout_s: float = 60.0, isolate: bool =
     death) started once; without, in this process (fast, but a segfault kills it)."""
     import contextlib
 
-    names = _importable_backends(backends)
+    names = backend_names(backends)
 
     @contextlib.contextmanager
     def cm():

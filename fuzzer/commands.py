@@ -76,17 +76,21 @@ def cmd_ops(args: argparse.Namespace) -> int:
 def cmd_gen(args: argparse.Namespace) -> int:
     out = Path(writable_dir(args.out)) if args.out else None
     ready_framework(args.framework)
-    from fuzzer.generate import GenConfig, Generator
-    from fuzzer.models import make_model, save_model
+    from fuzzer.api import model_source
+    from fuzzer.models import save_model
 
-    specs = op_specs(args.framework, args.ops)
-    SPECS = {s.id: s for s in specs}  # noqa: N806
-    generator = Generator(args.framework, specs, GenConfig(max_nodes=args.max_nodes))
+    from rules.store import RuleStoreError
+
+    try:
+        source = model_source(args.framework, args.max_nodes, op_kinds(args.ops))  # the API's generator
+    except (ValueError, RuleStoreError) as e:
+        raise UsageError(f"--ops: {e}; see 'dlfuzz ops --framework {args.framework}'") from None
+    SPECS = source.specs  # noqa: N806
     start = time.perf_counter()
     valid = discarded = 0
     ops: set[str] = set()
     for index in range(args.count):
-        model = make_model(generator, SPECS, args.seed, index)
+        model = source.model(args.seed, index)
         discarded += model.discarded
         if model.valid:
             valid += 1

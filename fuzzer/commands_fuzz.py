@@ -34,6 +34,7 @@ def _backends(text: str) -> list[str]:
 def cmd_fuzz(args: argparse.Namespace) -> int:
     from fuzzer.campaign import (CampaignConfig, CampaignError, default_batch, parse_duration, print_progress,
                                  run_campaign)
+    from fuzzer.quiet import native_output_to
 
     try:
         seconds = parse_duration(args.time)
@@ -49,14 +50,16 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
         except KnownIssuesError as e:
             raise UsageError(str(e)) from None
     out = Path(writable_dir(args.out))
-    for fw in {"tensorflow" if b.startswith("tf.") else "torch" for b in backends}:
-        ready_framework(fw)
     cfg = CampaignConfig(backends, out, seconds, seed=args.seed, workers=args.workers, max_nodes=args.max_nodes,
                          timeout_s=args.timeout, max_cases=args.max_cases,
                          batch=args.batch or default_batch(backends), reduce_s=args.reduce_time, ignore=ignore,
                          ops=tuple(op_specs_kinds(args.ops)))
     try:
-        state = run_campaign(cfg, None if args.json else print_progress)
+        # what the frameworks print (banners, warnings, MKL's complaints) goes to the log
+        with native_output_to(out / "logs" / "campaign.log") as terminal:
+            for fw in {"tensorflow" if b.startswith("tf.") else "torch" for b in backends}:
+                ready_framework(fw)
+            state = run_campaign(cfg, None if args.json else lambda s: print_progress(s, terminal))
     except CampaignError as e:
         if not args.json:
             print(file=sys.stderr)  # end the progress line
@@ -74,20 +77,15 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from corpus.case import Case, CaseFormatError
-    from oracles.sandbox import Sandbox
+    from corpus.case import CaseFormatError
+    from fuzzer import api
 
     path = Path(args.path)
     bug = None
-    if path.is_dir():
-        if not (path / "bug.json").exists():
-            raise UsageError(f"{path} has no bug.json; pass a bug folder from a campaign's bugs/ or a case.json")
-        bug = json.loads((path / "bug.json").read_text())
-        case_path = path / "case.json"
-    else:
-        case_path = path
+    if path.is_dir() and not (path / "bug.json").exists():
+        raise UsageError(f"{path} has no bug.json; pass a bug folder from a campaign's bugs/ or a case.json")
     try:
-        case = Case.load(case_path)
+        bug, case = api.load_bug(path) if path.is_dir() else (None, api.load(path))
     except CaseFormatError as e:
         raise UsageError(str(e)) from None
     if args.backends:
@@ -98,8 +96,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         raise UsageError("a bare case.json needs --backends (e.g. --backends torch.eager,torch.compile)")
     for fw in {"tensorflow" if b.startswith("tf.") else "torch" for b in backends}:
         ready_framework(fw)
-    with Sandbox(backends, timeout_s=args.timeout, workers=1) as sandbox:
-        result = sandbox.check(case)
+    result = api.check(case, backends, timeout_s=args.timeout)  # in a sandbox worker
     if not result.valid:
         print(f"invalid case: {result.invalid_reason}")
         return 2
