@@ -59,7 +59,8 @@ ACCUMULATE_APIS = re.compile(
     r"sum|nansum|mean|nanmean|prod|reduce_sum|reduce_mean|reduce_prod|reduce_logsumexp|reduce_euclidean_norm|"
     r"logsumexp|cumsum|cumprod|logcumsumexp|var|std|var_mean|std_mean|norm|\w*_norm|matmul|batchmatmul\w*|mm|"
     r"bmm|addmm|addbmm|baddbmm|addmv|mv|dot|vdot|inner|einsum|tensordot|linear|bilinear|conv\w*|"
-    r"avg_pool\w*|avgpool\w*|adaptive_avg_pool\w*|trace|cdist|cosine_similarity|pairwise_distance")
+    r"avg_pool\w*|avgpool\w*|adaptive_avg_pool\w*|trace|cdist|cosine_similarity|pairwise_distance|"
+    r"trapz|trapezoid|cumulative_trapezoid|cumulative_trapz")
 INDEX_APIS = re.compile(r"argmax|argmin|argsort|sort|msort|topk|topkv2|kthvalue|mode|median|nanmedian|max|min")
 
 

@@ -55,10 +55,23 @@ def _leaf_line(name: str, array: np.ndarray, dtype: str, framework: str, spec) -
         if framework == "torch":
             return f"{name} = torch.tensor({_literal(array, dtype)}, dtype=torch.{dtype})"
         return f"{name} = tf.constant({_literal(array, dtype)}, dtype=tf.{dtype})"
-    draw = f"make_value({list(array.shape)!r}, {dtype!r}, {spec.seed!r}, {spec.low!r}, {spec.high!r})"
+    draw = _plain_draw(list(array.shape), dtype, spec) if not getattr(spec, "mode", "") else \
+        f"make_value({list(array.shape)!r}, {dtype!r}, {spec.seed!r}, {spec.low!r}, {spec.high!r}, {spec.mode!r})"
     if framework == "torch":
         return f"{name} = torch.from_numpy({draw}).to(torch.{dtype})"
     return f"{name} = tf.cast({draw}, tf.{dtype})"
+
+
+def _plain_draw(shape: list[int], dtype: str, spec) -> str:
+    """``make_value``'s draw for a plain recipe, as one numpy expression (the same values:
+    ``tests/test_report.py`` checks it)."""
+    rng = f"np.random.default_rng({spec.seed!r})"
+    if dtype == "bool":
+        return f"({rng}.random(size={shape!r}) < 0.5)"
+    if dtype.startswith(("int", "uint")):
+        return f"{rng}.integers({int(spec.low)!r}, {int(spec.high)!r}, size={shape!r}, endpoint=True).astype({dtype!r})"
+    carrier = "float32" if dtype == "bfloat16" else dtype
+    return f"{rng}.uniform({spec.low!r}, {spec.high!r}, size={shape!r}).astype({carrier!r})"
 
 
 def _compiled(candidate: str, leaves: list[str]) -> str:
@@ -82,9 +95,10 @@ def snippet(case: Case, specs: Mapping[str, OpSpec], reference: str, verdict: Ve
         t = graph.node(n).types[0]
         array = make_value(t, case.values[n])
         leaves.append(value_name(graph, (n, 0)))
-        big |= array.size > LITERAL_ELEMENTS
+        big |= array.size > LITERAL_ELEMENTS and bool(getattr(case.values[n], "mode", ""))
         leaf_lines.append(_leaf_line(leaves[-1], array, t.dtype, framework, case.values[n]))
-    lines = ["import numpy as np"] if big or framework == "tensorflow" else []
+    drawn = any(graph.node(n).types[0].numel > LITERAL_ELEMENTS for n in graph.leaves())
+    lines = ["import numpy as np"] if drawn or framework == "tensorflow" else []
     lines += ["import torch" if framework == "torch" else "import tensorflow as tf", *backend_source(candidate)[0], ""]
     if big:
         lines += [VALUE_SOURCE.strip("\n"), ""]

@@ -142,6 +142,7 @@ def test_exactness_is_one_policy_for_hand_written_and_inferred_ops():
     assert op_rounding(inferred("torch.exp")) == op_rounding(SPECS["core.Exp"]) == ""
     # torch.round may take decimals (scale by 10**k and back: it rounds); core.Round has none
     assert op_rounding(inferred("torch.round")) == "" and op_rounding(SPECS["core.Round"]) == "exact"
+    assert op_rounding(inferred("torch.trapz")) == op_rounding(inferred("torch.trapezoid")) == "accumulate"
 
 
 # ---- indices ---------------------------------------------------------------------------

@@ -277,3 +277,15 @@ def test_a_shape_or_dtype_mismatch_is_asserted_as_such(message, line):
 
     text = snippet(add_case(), SPECS, "torch.eager", Verdict("torch.compile", "mismatch", "run", message, 0))
     assert text.splitlines()[-1].startswith(line) and message in text.splitlines()[-1]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "int16", "uint8", "bool"])
+def test_large_plain_inputs_are_one_seeded_numpy_line_giving_the_same_values(dtype):
+    import numpy as np
+
+    from corpus.values import make_value
+    from reports.snippet import _plain_draw
+
+    spec = ValueSpec(11, -4.0, 4.0) if dtype != "uint8" else ValueSpec(11, 0, 200)
+    expr = _plain_draw([5, 7], dtype, spec)
+    assert np.array_equal(eval(expr, {"np": np}), make_value(TensorType((5, 7), dtype), spec))
