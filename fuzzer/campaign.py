@@ -101,7 +101,7 @@ class CampaignState:
         return self.valid / self.cases if self.cases else 1.0
 
     def skip(self, reason: str, n: int = 1) -> None:
-        self.skipped[reason] = self.skipped.get(reason, 0) + n
+        add_counts(self.skipped, {reason: n})
 
     @property
     def cases_per_minute(self) -> float:
@@ -243,8 +243,7 @@ def run_campaign(cfg: CampaignConfig, progress: Callable[[CampaignState], None] 
         for case in job.members:
             state.cases += 1
             state.valid += 1
-            mode = case.provenance.get("values_mode", "plain")
-            state.values_modes[mode] = state.values_modes.get(mode, 0) + 1
+            add_counts(state.values_modes, {case.provenance.get("values_mode", "plain"): 1})
             for op in set(case.graph.op_ids()):
                 state.ops[op] = state.ops.get(op, 0) + 1
 
@@ -362,7 +361,7 @@ def _declined_reason(result) -> str:
     """The skip reason of a case a backend declined (XLA has no kernel; a graph-mode
     contract that tf.function breaks alike)."""
     v = next(v for v in result.verdicts if v.unsupported)
-    return f"declined by {v.backend}" + (f" ({v.declined})" if getattr(v, "declined", "") else "")
+    return f"declined by {v.backend}" + (f" ({v.declined})" if v.declined else "")
 
 
 def _stop_on_dead_workers(results: Iterator, state: CampaignState, save: Callable[[], None]) -> Iterator:

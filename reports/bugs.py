@@ -75,8 +75,7 @@ def _refresh_report(folder: Path, bug: dict, reference: str, specs: Mapping[str,
     """Re-render report.md from the folder's files (a new API met the bug): best effort,
     report.md is a view of bug.json and the case, which stay right whatever happens."""
     try:
-        sig = Signature(**{k: (tuple(v) if k == "operators" else v) for k, v in bug["signature_parts"].items()
-                           if k != "digest"})
+        sig = Signature.from_json(bug["signature_parts"])
         reduced = (bug["operators_before"], bug["operators_after"]) if "operators_after" in bug else None
         text = render_report(Case.load(folder / "case.json"), Verdict.from_json(bug["verdict"]), sig, reference,
                              (folder / "repro.py").read_text(), specs=specs, folder=str(folder),

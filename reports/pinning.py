@@ -46,11 +46,6 @@ def pinned_ops(bug: dict) -> frozenset[str] | None:
     return frozenset(map(api_of, bug.get("operators_reduced") or bug.get("operators") or ()))
 
 
-def _signature(bug: dict) -> Signature:
-    p = bug["signature_parts"]
-    return Signature(p["kind"], p["backend"], p["stage"], p["symptom"], tuple(p["operators"]))
-
-
 @dataclasses.dataclass
 class Decision:
     action: str  # "record" (with ``signature``) or "park" (in ``folder``)
@@ -84,12 +79,12 @@ class Pinning:
         for _, bug in family:
             pinned = pinned_ops(bug)
             if pinned is not None and pinned <= ops:
-                return Decision("record", _signature(bug))
+                return Decision("record", Signature.from_json(bug["signature_parts"]))
         if any(pinned_ops(bug) is None for _, bug in family):
             folder = self.root / family[0][0]
             if len(list((folder / "parked").glob("*.json"))) < MAX_PARKED:
                 return Decision("park", folder=folder)
-            return Decision("record", _signature(family[0][1]))
+            return Decision("record", Signature.from_json(family[0][1]["signature_parts"]))
         return Decision("record", dataclasses.replace(base, operators=tuple(sorted(ops))))
 
     @staticmethod

@@ -102,6 +102,11 @@ class Signature:
         return {"kind": self.kind, "backend": self.backend, "stage": self.stage, "symptom": self.symptom,
                 "operators": list(self.operators), "digest": self.digest}
 
+    @classmethod
+    def from_json(cls, data: dict) -> "Signature":
+        """The signature a bug.json records (``signature_parts``); the digest is derived."""
+        return cls(data["kind"], data["backend"], data["stage"], data["symptom"], tuple(data["operators"]))
+
 
 def dtype_class(dtype: str) -> str:
     """``half``, ``float``, ``complex``, ``int`` or ``bool`` ("" when unknown)."""
