@@ -1,6 +1,12 @@
 """Campaign throughput: cases per minute for a backend pair with 1 and 2 workers.
 
     python bench/fuzz.py [--backends torch.eager,torch.compile] [--time 120] [--batch N] [--max-nodes K]
+                         [--checks all|forward,...]
+
+``--checks forward`` is the campaign as it was before check plans (issue 15): compare it
+with the default (all checks) for what the plans cost in cases per minute and what they
+buy in checks per compile (calls of compiled models, every shape set, layout and backward
+included, per compiler invocation).
 
 Runs ``dlfuzz fuzz`` (the real command) into fresh temporary folders, one per worker
 count, with a cold Inductor cache so that every compile is paid for, and prints one JSON
@@ -20,12 +26,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run(backends: str, seconds: int, workers: int, batch: int | None, seed: int, max_nodes: int) -> dict:
+def run(backends: str, seconds: int, workers: int, batch: int | None, seed: int, max_nodes: int,
+        checks: str = "all") -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ, OMP_NUM_THREADS="1", TORCHINDUCTOR_CACHE_DIR=str(Path(tmp) / "inductor-cache"))
         cmd = [sys.executable, "-m", "fuzzer", "fuzz", "--backends", backends, "--time", f"{seconds}s",
                "--workers", str(workers), "--seed", str(seed), "--out", str(Path(tmp) / "out"), "--json",
-               "--reduce-time", "0", "--max-nodes", str(max_nodes)]  # checking only: no reduction after the loop
+               "--reduce-time", "0", "--max-nodes", str(max_nodes), "--checks", checks]  # checking only: no reduction after the loop
         if batch:
             cmd += ["--batch", str(batch)]
         out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
@@ -33,9 +40,14 @@ def run(backends: str, seconds: int, workers: int, batch: int | None, seed: int,
             raise SystemExit(f"fuzz failed: {out.stderr[-2000:]}")
         figures = json.loads(out.stdout.strip().splitlines()[-1])
         timeline = json.loads((Path(tmp) / "out" / "campaign.json").read_text())["timeline"]
-    return {"workers": workers, "batch": batch, "max_nodes": max_nodes, **{k: figures[k] for k in
+    per_kind = figures.get("checks", {})
+    calls = sum(v for k, v in per_kind.items() if k.startswith("calls: "))
+    compiles = per_kind.get("compiles", 0)
+    return {"workers": workers, "batch": batch, "max_nodes": max_nodes, "checks": checks, **{k: figures[k] for k in
             ("cases", "valid", "bugs", "bugs_by_kind", "cases_per_minute", "distinct_ops", "seconds")},
-            "steady_cases_per_minute": steady_rate(timeline, seconds)}
+            "steady_cases_per_minute": steady_rate(timeline, seconds),
+            "cases_per_check_kind": {k.removeprefix("cases: "): v for k, v in per_kind.items() if k.startswith("cases: ")},
+            "compiles": compiles, "calls_per_compile": round(calls / compiles, 2) if compiles else None}
 
 
 def steady_rate(timeline: list[list[float]], budget: float) -> float | None:
@@ -61,9 +73,10 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=1000)
     p.add_argument("--max-nodes", type=int, default=10, help="operators per model (the public fuzzer's default is 5)")
     p.add_argument("--workers", default="1,2", help="worker counts to run, comma-separated")
+    p.add_argument("--checks", default="all", help="the campaign's --checks; several runs: separate by ';'")
     args = p.parse_args()
-    results = [run(args.backends, args.time, int(w), args.batch, args.seed, args.max_nodes)
-               for w in args.workers.split(",")]
+    results = [run(args.backends, args.time, int(w), args.batch, args.seed, args.max_nodes, checks)
+               for checks in args.checks.split(";") for w in args.workers.split(",")]
     print(json.dumps({"bench": "fuzz", "backends": args.backends, "results": results}))
 
 

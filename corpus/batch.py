@@ -15,6 +15,7 @@ from typing import Sequence
 
 from corpus.case import Case
 from corpus.graph import Graph
+from corpus.plan import CheckPlan
 
 
 @dataclass
@@ -34,8 +35,10 @@ def merge_cases(cases: Sequence[Case]) -> Batch:
     values = {}
     outputs = []
     owner = []
+    plan = CheckPlan()
     for k, case in enumerate(cases):
         shift = merged.absorb(case.graph)
+        merge_plan(plan, case.plan, shift)
         for leaf, spec in case.values.items():
             values[leaf + shift] = spec
         for src, out in case.graph.outputs:
@@ -44,5 +47,21 @@ def merge_cases(cases: Sequence[Case]) -> Batch:
     merged.outputs = outputs
     first = cases[0]
     batch_case = Case(merged, first.framework, values, first.seed, dict(first.settings),
-                      {"batch": [c.provenance.get("index") for c in cases]})
+                      {"batch": [c.provenance.get("index") for c in cases]}, plan)
     return Batch(batch_case, list(cases), owner)
+
+
+def merge_plan(into: CheckPlan, plan: CheckPlan, shift: int) -> None:
+    """Add a member's plan (its leaf ids shifted) to the batch's: one compile serves
+    every member's checks. Shape set ``k`` of the batch is every member's set ``k``; a
+    member with fewer sets keeps its own shapes there. The batch's cotangent seed is the
+    first member's: the cotangent covers every output."""
+    into.dynamic_dims += [(n + shift, d) for n, d in plan.dynamic_dims]
+    for k, shapes in enumerate(plan.shape_sets):
+        if k == len(into.shape_sets):
+            into.shape_sets.append({})
+        into.shape_sets[k].update({n + shift: s for n, s in shapes.items()})
+    if into.backward_seed is None:
+        into.backward_seed = plan.backward_seed
+    into.layouts.update({n + shift: name for n, name in plan.layouts.items()})
+    into.mutation = into.mutation or plan.mutation

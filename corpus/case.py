@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from corpus.graph import Graph
+from corpus.plan import CheckPlan, PlanFormatError
 from corpus.values import ValueSpec
 
 SCHEMA_VERSION = 1
@@ -32,9 +33,10 @@ class Case:
     seed: int = 0
     settings: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
+    plan: CheckPlan = field(default_factory=CheckPlan)  # checks beyond the forward outputs
 
     def to_json(self) -> dict:
-        return {
+        data = {
             "schema": SCHEMA_VERSION,
             "framework": self.framework,
             "seed": self.seed,
@@ -43,6 +45,10 @@ class Case:
             "graph": self.graph.to_json(),
             "values": {str(k): v.to_json() for k, v in sorted(self.values.items())},
         }
+        plan = self.plan.to_json()
+        if plan:  # a plain forward case reads as it did before plans existed
+            data["plan"] = plan
+        return data
 
     @classmethod
     def from_json(cls, data: Any, where: str = "case") -> "Case":
@@ -59,7 +65,10 @@ class Case:
             graph = Graph.from_json(data["graph"])
             values = {int(k): ValueSpec.from_json(v) for k, v in data["values"].items()}
             case = cls(graph, str(data["framework"]), values, int(data.get("seed", 0)),
-                       dict(data.get("settings", {})), dict(data.get("provenance", {})))
+                       dict(data.get("settings", {})), dict(data.get("provenance", {})),
+                       CheckPlan.from_json(data.get("plan")))
+        except PlanFormatError as e:
+            raise CaseFormatError(f"{where}: {e}; regenerate it with 'dlfuzz gen' or remove the plan") from None
         except CaseFormatError:
             raise
         except (KeyError, TypeError, ValueError, AttributeError) as e:

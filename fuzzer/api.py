@@ -25,6 +25,7 @@ from typing import Any, Callable, Mapping, Sequence
 from corpus.case import Case, CaseFormatError
 from fuzzer.generate import GenConfig, Generator, GenerationError, common_dtype_specs
 from fuzzer.models import Model, make_model, save_model
+from oracles.backends import frameworks_of
 from oracles.verdict import CheckResult, Verdict
 from rules.spec import OpSpec
 
@@ -69,17 +70,23 @@ class ModelSource:
     generator: Generator
     specs: dict[str, OpSpec]  # every operator a generated case may use, by id
     special_values: bool = True
+    checks: tuple[str, ...] = ("forward",)  # what each model's plan may check (corpus.plan)
+    frameworks: tuple[str, ...] = ()  # of the backends the models are for
 
     def model(self, seed: int = 0, index: int = 0) -> Model:
-        return make_model(self.generator, self.specs, seed, index, special_values=self.special_values)
+        return make_model(self.generator, self.specs, seed, index, special_values=self.special_values,
+                          checks=self.checks, frameworks=self.frameworks or None)
 
 
 @functools.lru_cache(maxsize=16)
 def model_source(framework: str = "torch", max_nodes: int = 10, ops: tuple[str, ...] = ALL_KINDS,
-                 dtypes: tuple[str, ...] | None = None, backends: tuple[str, ...] | None = None) -> ModelSource:
+                 dtypes: tuple[str, ...] | None = None, backends: tuple[str, ...] | None = None,
+                 checks: tuple[str, ...] = ("forward",)) -> ModelSource:
     """The generator for these settings, cached per process (per xdist worker too).
     ``backends``: the backends the models are for: torch and tensorflow together keep the
     operators and dtypes both accept; tf.function/tf.xla trial-run operators in graph mode.
+    ``checks``: the check kinds (``corpus.plan.CHECK_KINDS``) each model's plan may use;
+    with ``mutation`` the generator also draws in-place operators.
     Raises ValueError for an unknown kind or dtype, or when no operator is left."""
     from corpus.tensor_type import ALL_DTYPES
     from rules.registry import operator_specs, parse_op_kinds
@@ -104,19 +111,26 @@ def model_source(framework: str = "torch", max_nodes: int = 10, ops: tuple[str, 
         raise ValueError(f"no {framework} operators of kinds {', '.join(kinds)}"
                          + (f" taking dtypes {', '.join(dtypes)}" if dtypes else ""))
     graph_mode = any(b.split(":")[0] in ("tf.function", "tf.xla") for b in backends or ())
-    generator = Generator(framework, specs, GenConfig(max_nodes=max_nodes, graph_mode_trials=graph_mode))
-    return ModelSource(generator, spec_map, special_values=not both)
+    from corpus.plan import parse_checks
+
+    checks = parse_checks(",".join(checks))  # ValueError (one line) for an unknown kind
+    generator = Generator(framework, specs, GenConfig(max_nodes=max_nodes, graph_mode_trials=graph_mode,
+                                                      mutation="mutation" in checks))
+    frameworks = tuple(frameworks_of(backends)) if backends else (framework,)
+    return ModelSource(generator, spec_map, special_values=not both, checks=checks, frameworks=frameworks)
 
 
 def generate(framework: str = "torch", seed: int = 0, max_nodes: int = 10, ops: Sequence[str] = ALL_KINDS,
              dtypes: Sequence[str] | None = None, *, index: int = 0,
-             backends: Sequence[str] | None = None) -> Case:
+             backends: Sequence[str] | None = None, checks: Sequence[str] = ("forward",)) -> Case:
     """Model ``index`` of seed ``seed`` (the same case ``dlfuzz gen`` saves), with input
     values on which the framework's eager mode computes only finite values.
     ``dtypes``: the dtypes operators may take as inputs (so the model's inputs too).
+    ``checks``: what the case's plan may check (``corpus.plan.CHECK_KINDS``; "all" for
+    every kind); forward outputs only by default.
     Raises InvalidModel when no finite values were found (the CLI counts such models)."""
     source = model_source(framework, max_nodes, tuple(ops), tuple(dtypes) if dtypes is not None else None,
-                          tuple(backends) if backends else None)
+                          tuple(backends) if backends else None, tuple(checks))
     model = source.model(seed, index)
     if not model.valid:
         raise InvalidModel(f"model {index} of seed {seed}: no finite values found "

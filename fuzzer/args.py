@@ -45,3 +45,13 @@ def writable_dir(path: str) -> str:
     except OSError as e:
         raise UsageError(f"cannot write to output folder {path!r} ({e.strerror}); choose a writable folder with --out") from None
     return path
+
+
+def check_kinds(text: str) -> tuple[str, ...]:
+    """An argparse type for ``--checks``: the check kinds (corpus.plan), one line if unknown."""
+    from corpus.plan import parse_checks
+
+    try:
+        return parse_checks(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None

@@ -26,10 +26,12 @@ from pathlib import Path
 from typing import Callable, Iterator, TextIO
 
 from corpus.case import Case, write_atomic
+from corpus.plan import CHECK_KINDS
 from fuzzer.batches import BatchFigures, Job, as_job, declined, follow, passed, sample_passing, split_failed_batch
 from fuzzer.generate import GenConfig, Generator, common_dtype_specs
-from fuzzer.models import make_model
+from fuzzer.guidance import model_maker
 from fuzzer.prefetch import Prefetcher
+from oracles.backends import frameworks_of
 from reports.bugs import BugStore, signature_of
 from reports.known import KnownIssues
 from reports.localize import localize_from_probe, needs_probe, probe_case
@@ -95,6 +97,14 @@ class CampaignState:
     stopped: str = ""  # why the campaign stopped early ("" when it ran its budget)
     parked: int = 0  # failures naming no operator, waiting for reduction to pin them (reports.pinning)
     values_modes: dict[str, int] = field(default_factory=dict)  # valid cases by value mode (fuzzer.values)
+    # per check kind (corpus.plan): "cases: KIND" (valid cases whose plan has it), "bugs:
+    # KIND" (distinct bugs it found), "calls: KIND", "compiles", "declined: WHY",
+    # "dynamic: unexpected recompile" (oracles.verdict.CheckResult.checks)
+    checks: dict[str, int] = field(default_factory=dict, kw_only=True)
+    # dlfuzz merge: each merged campaign's figures and timeline (reports.merge); kept on resume
+    merged_from: list[dict] = field(default_factory=list, kw_only=True)
+    # --coverage: the compilers' line and branch coverage and its timeline (fuzzer.coverage_feedback)
+    coverage: dict = field(default_factory=dict, kw_only=True)
 
     @property
     def valid_share(self) -> float:
@@ -120,19 +130,26 @@ class CampaignState:
             "valid_share": round(self.valid_share, 4), "skipped": dict(sorted(self.skipped.items())),
             "excused": dict(sorted(self.excused.items())), "batches": self.batches.to_json(), "stopped": self.stopped,
             "parked": self.parked, "values_modes": dict(sorted(self.values_modes.items())),
+            "checks": dict(sorted(self.checks.items())),
+            **({"merged_from": self.merged_from} if self.merged_from else {}),
+            **({"coverage": self.coverage} if self.coverage else {}),
         }
 
     @classmethod
     def load(cls, path: Path) -> "CampaignState":
         try:
             d = json.loads(path.read_text())
-            return cls(list(d["backends"]), int(d["seed"]), int(d["max_nodes"]), int(d["next_index"]), int(d["cases"]),
+            state = cls(list(d["backends"]), int(d["seed"]), int(d["max_nodes"]), int(d["next_index"]), int(d["cases"]),
                        int(d["valid"]), int(d["bugs"]), int(d.get("sightings", 0)), dict(d["bugs_by_kind"]),
                        float(d["seconds"]), dict(d.get("ops", {})), list(d.get("timeline", [])), int(d.get("ignored", 0)),
                        float(d.get("reduce_seconds", 0.0)), {str(k): int(v) for k, v in d.get("skipped", {}).items()},
                        {str(k): int(v) for k, v in d.get("excused", {}).items()},
                        BatchFigures.from_json(d.get("batches") or {}), str(d.get("stopped", "")),
                        int(d.get("parked", 0)), {str(k): int(v) for k, v in d.get("values_modes", {}).items()})
+            state.merged_from = [dict(e) for e in d.get("merged_from") or []]
+            state.checks = {str(k): int(v) for k, v in (d.get("checks") or {}).items()}
+            state.coverage = dict(d.get("coverage") or {})
+            return state
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise CampaignError(f"{path} is not a readable dlfuzz campaign state ({type(e).__name__}: {e}); "
                                 f"move it away or choose another --out") from None
@@ -153,6 +170,15 @@ class CampaignConfig:
     ignore: KnownIssues | None = None  # known bugs: counted in ``ignored``, no folder
     ops: tuple[str, ...] = ("spec", "inferred", "concrete")  # operator kinds the generator draws from (rules.registry.OP_KINDS)
     sample_batches: float = 0.05  # share of passing batches re-checked member by member (fuzzer.batches)
+    checks: tuple[str, ...] = CHECK_KINDS  # what a case's plan may check (corpus.plan, fuzzer.plan)
+    coverage: tuple[str, ...] = ()  # source folders whose coverage the workers measure (empty: none)
+    guide: bool = True  # with coverage: steer generation by it (fuzzer.guidance)
+
+
+def plan_counts(result) -> dict[str, int]:
+    """What a checked case (or batch) adds to ``CampaignState.checks``: its calls,
+    compiles and declined calls (cases and bugs per kind are counted per member)."""
+    return {k: v for k, v in result.checks.items() if not k.startswith(("case: ", "bugs: "))}
 
 
 def default_batch(backends: list[str]) -> int:
@@ -193,7 +219,8 @@ def run_campaign(cfg: CampaignConfig, progress: Callable[[CampaignState], None] 
         specs = common_dtype_specs(specs, ("torch", "tensorflow"))
     spec_map = {**SPECS, **{s.id: s for s in specs}}  # inferred specs join the registry for this campaign
     generator = Generator(framework, specs, GenConfig(max_nodes=cfg.max_nodes, graph_mode_trials=any(
-        b.split(":")[0] in ("tf.function", "tf.xla") for b in cfg.backends)))
+        b.split(":")[0] in ("tf.function", "tf.xla") for b in cfg.backends), mutation="mutation" in cfg.checks))
+    feedback, guide = _coverage(cfg, state, spec_map)
     store = BugStore(cfg.out, spec_map, cfg.backends[0], cfg.timeout_s)
     pinning = Pinning(store.root)
     state_path = cfg.out / "campaign.json"
@@ -244,6 +271,7 @@ def run_campaign(cfg: CampaignConfig, progress: Callable[[CampaignState], None] 
             state.cases += 1
             state.valid += 1
             add_counts(state.values_modes, {case.provenance.get("values_mode", "plain"): 1})
+            add_counts(state.checks, {f"cases: {kind}": 1 for kind in case.plan.kinds()})
             for op in set(case.graph.op_ids()):
                 state.ops[op] = state.ops.get(op, 0) + 1
 
@@ -266,6 +294,7 @@ def run_campaign(cfg: CampaignConfig, progress: Callable[[CampaignState], None] 
         if new:
             state.bugs += 1
             state.bugs_by_kind[verdict.status] = state.bugs_by_kind.get(verdict.status, 0) + 1
+            add_counts(state.checks, {f"bugs: {verdict.check}": 1})
 
     def settle() -> bool:
         """After reductions: merge twins, then decide parked failures until one becomes a
@@ -287,13 +316,19 @@ def run_campaign(cfg: CampaignConfig, progress: Callable[[CampaignState], None] 
     # NaN and infinities are no test where their handling is a documented setting: across
     # frameworks, and under XLA on CPU (fast min/max, on by default, drops NaN)
     special = not both and "tf.xla" not in cfg.backends
-    prefetch = Prefetcher(lambda index: make_model(generator, spec_map, cfg.seed, index, special_values=special),
+    frameworks = frameworks_of(cfg.backends)
+    prefetch = Prefetcher(model_maker(generator, spec_map, cfg.seed, guide, special_values=special,
+                                      checks=cfg.checks, frameworks=frameworks),
                           state.next_index,
                           depth=cfg.batch * (cfg.workers + 1))
     with prefetch, Sandbox(cfg.backends, timeout_s=cfg.timeout_s * max(1, cfg.batch // 2), workers=cfg.workers,
-                           specs=spec_map if set(cfg.ops) - {"spec"} else None, log_dir=cfg.out / "logs") as sandbox:
+                           specs=spec_map if set(cfg.ops) - {"spec"} else None, log_dir=cfg.out / "logs",
+                           worker_env=feedback.worker_env() if feedback else None) as sandbox:
         for case, result in _stop_on_dead_workers(sandbox.check_many(work()), state, save):
             job = jobs.pop(id(case))
+            if feedback is not None:
+                feedback.on_job(job.members, sandbox.new_arcs.pop(id(case), None))
+                feedback.tick(base_seconds + time.monotonic() - start, sandbox.worker_pids())
             if job.kind == "batch":
                 if passed(result) and (sampled := sample_passing(job, cfg.seed, cfg.sample_batches)):
                     state.batches.sampled += 1  # re-checked member by member; counted as they come
@@ -301,6 +336,7 @@ def run_campaign(cfg: CampaignConfig, progress: Callable[[CampaignState], None] 
                 elif passed(result):
                     clean(job)
                     add_counts(state.excused, result.excused)
+                    add_counts(state.checks, plan_counts(result))
                     follow(state.batches, job, 0, False)
                 else:
                     state.batches.failed += job.lineage is None
@@ -320,6 +356,7 @@ def run_campaign(cfg: CampaignConfig, progress: Callable[[CampaignState], None] 
                 else:
                     clean(job)
                     add_counts(state.excused, result.excused)
+                    add_counts(state.checks, plan_counts(result))
                     if declined(result):  # judged by the other candidates; one declined
                         state.skip(_declined_reason(result))
                     follow(state.batches, job, 0, bool(result.bugs) or declined(result))
@@ -347,9 +384,25 @@ def run_campaign(cfg: CampaignConfig, progress: Callable[[CampaignState], None] 
                 if not settle():
                     break
             state.reduce_seconds += time.monotonic() - reduce_start
+    if feedback is not None:  # the workers have stopped: their data is complete
+        feedback.finish(base_seconds + time.monotonic() - start)
     state.timeline.append([round(base_seconds + time.monotonic() - start, 1), state.cases, state.bugs])
     save()
     return state
+
+
+def _coverage(cfg: CampaignConfig, state: CampaignState, spec_map):
+    """(coverage feedback, guide) for ``--coverage``; (None, None) without it."""
+    if not cfg.coverage:
+        return None, None
+    from fuzzer.coverage_feedback import CoverageFeedback, CoverageSourcesChanged
+    from fuzzer.guidance import Guide
+
+    guide = Guide(cfg.seed, spec_map) if cfg.guide else None
+    try:
+        return CoverageFeedback(cfg.out, cfg.coverage, state.coverage, spec_map, guide), guide
+    except CoverageSourcesChanged as e:
+        raise CampaignError(str(e)) from None
 
 
 def add_counts(into: dict[str, int], counts: dict[str, int]) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from fuzzer.args import FRAMEWORK_CHOICES, UsageError, non_negative_int, positive_int
+from fuzzer.args import check_kinds, FRAMEWORK_CHOICES, UsageError, non_negative_int, positive_int
 
 
 class _Parser(argparse.ArgumentParser):
@@ -60,6 +60,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reduce-time", type=non_negative_int, default=60, metavar="SECONDS",
                    help="reduce each new bug for at most this many seconds after the campaign (0: no reduction; "
                         "default 60)")
+    p.add_argument("--checks", type=check_kinds, default="all",
+                   help="what each case is checked for, a comma list of forward, dynamic (other shapes on one "
+                        "symbolic compile), backward (gradients), layout (strided inputs), mutation (in-place ops, "
+                        "inputs compared after the call); default all, each where the case allows it")
+    p.add_argument("--coverage", action="store_true",
+                   help="measure line and branch coverage of the compilers under test in the workers; campaign.json "
+                        "records it over time, and generation is steered by it (see --no-guide)")
+    p.add_argument("--coverage-source", metavar="DIRS",
+                   help="folders to measure (a comma list; implies --coverage); default: the compiler packages of the "
+                        "backends, e.g. torch/_inductor and torch/_dynamo for torch.compile")
+    p.add_argument("--guide", action=argparse.BooleanOptionalAction, default=True,
+                   help="with --coverage: favour operators, dtypes and checks that recently reached new code, and "
+                        "mutate the cases that did (default); --no-guide only measures")
 
     p = sub.add_parser("replay", help="re-check a bug folder or a case.json on its backends")
     p.add_argument("path", help="a bug folder (with bug.json) or a case.json")
@@ -82,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     from fuzzer.commands_rules import add_parsers as add_rules_parsers  # stdlib-only module
 
     add_rules_parsers(sub)
+    from fuzzer.commands_merge import add_parsers as add_merge_parsers  # stdlib-only module
+
+    add_merge_parsers(sub)
     return parser
 
 
@@ -113,6 +129,10 @@ def main(argv: list[str] | None = None) -> int:
             from fuzzer import commands_rules
 
             return commands_rules.run(args)
+        if args.command == "merge":
+            from fuzzer import commands_merge
+
+            return commands_merge.cmd_merge(args)
     except UsageError as e:
         print(f"dlfuzz {args.command}: error: {e}", file=sys.stderr)
         return 2

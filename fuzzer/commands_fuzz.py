@@ -31,6 +31,26 @@ def _backends(text: str) -> list[str]:
     return names
 
 
+def _coverage_sources(args: argparse.Namespace, backends: list[str]) -> tuple[str, ...]:
+    """The folders ``--coverage`` measures (none without it); one line if a folder is missing."""
+    from oracles.sut_coverage import default_sources, missing_sources
+
+    if args.coverage_source is not None:
+        dirs = [os.path.abspath(d.strip()) for d in args.coverage_source.split(",") if d.strip()]
+        missing = missing_sources(dirs)
+        if missing or not dirs:
+            raise UsageError(f"--coverage-source: {f'no folder {missing[0]}' if missing else 'no folder given'}; "
+                             f"pass existing folders (a comma list), e.g. the torch/_inductor folder of your torch")
+        return tuple(dirs)
+    if not args.coverage:
+        return ()
+    dirs = default_sources(backends)
+    if not dirs:
+        raise UsageError(f"--coverage: no compiler package to measure for {','.join(backends)}; "
+                         f"choose the folders with --coverage-source")
+    return tuple(dirs)
+
+
 def cmd_fuzz(args: argparse.Namespace) -> int:
     from fuzzer.campaign import (CampaignConfig, CampaignError, default_batch, parse_duration, print_progress,
                                  run_campaign)
@@ -41,6 +61,7 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise UsageError(f"--time: {e}") from None
     backends = _backends(args.backends)
+    coverage = _coverage_sources(args, backends)
     ignore = None
     if args.ignore:
         from reports.known import KnownIssues, KnownIssuesError
@@ -53,7 +74,8 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
     cfg = CampaignConfig(backends, out, seconds, seed=args.seed, workers=args.workers, max_nodes=args.max_nodes,
                          timeout_s=args.timeout, max_cases=args.max_cases,
                          batch=args.batch or default_batch(backends), reduce_s=args.reduce_time, ignore=ignore,
-                         ops=tuple(op_specs_kinds(args.ops)))
+                         ops=tuple(op_specs_kinds(args.ops)), checks=tuple(args.checks),
+                         coverage=coverage, guide=args.guide)
     try:
         # what the frameworks print (banners, warnings, MKL's complaints) goes to the log
         with native_output_to(out / "logs" / "campaign.log") as terminal:

@@ -15,6 +15,10 @@ some value of the graph has, and draws among the APIs that accept it at some inp
 backward step draws among the APIs that can produce the placeholder's dtype. If no API
 of the drawn kind fits, the draw falls back to every API of the kind (a replay can
 always start from fresh leaves).
+
+Coverage guidance (``fuzzer.guidance``) may set ``OperatorDraw.guide`` for one model: a
+bias over kinds, APIs and anchor dtypes. Without one (the default) every draw consumes
+the random stream exactly as before, so seeded generation is unchanged.
 """
 
 from __future__ import annotations
@@ -69,6 +73,7 @@ class OperatorDraw:
             raise ValueError(f"every operator kind present ({', '.join(sorted(by_kind))}) has weight 0 "
                              f"in GenConfig.kind_weights")
         self.weights = [kind_weights[k] for k in self.kinds]
+        self.guide = None  # a fuzzer.guidance.Bias while a guided model is drawn
         # kind -> API -> its operators; kind -> type -> (API, its operators accepting it)
         self.apis = {k: [by_kind[k][a] for a in sorted(by_kind[k])] for k in self.kinds}
         self.accepting: dict[str, dict[TypeKey, list[list[OpSpec]]]] = {}
@@ -92,25 +97,30 @@ class OperatorDraw:
                 self.producing[k]["*"] = [[s] for s in anything]
 
     def _kind(self, rng: random.Random) -> str:
+        if self.guide is not None and len(self.kinds) > 1:
+            return self.guide.kind(rng, self.kinds, self.weights)
         return rng.choices(self.kinds, weights=self.weights)[0] if len(self.kinds) > 1 else self.kinds[0]
 
+    def _api(self, rng: random.Random, groups: list[list[OpSpec]]) -> list[OpSpec]:
+        return rng.choice(groups) if self.guide is None else self.guide.api(rng, groups)
+
     def any(self, rng: random.Random) -> OpSpec:
-        return rng.choice(rng.choice(self.apis[self._kind(rng)]))
+        return rng.choice(self._api(rng, self.apis[self._kind(rng)]))
 
     def consuming(self, rng: random.Random, types: Iterable[TypeKey]) -> OpSpec:
         """An operator that takes one of ``types`` (anchored on one of them, drawn evenly)."""
         kind = self._kind(rng)
         keys = sorted(set(types))
         if keys:
-            groups = self.accepting[kind].get(rng.choice(keys))
+            groups = self.accepting[kind].get(rng.choice(keys) if self.guide is None else self.guide.anchor(rng, keys))
             if groups:
-                return rng.choice(rng.choice(groups))
-        return rng.choice(rng.choice(self.apis[kind]))
+                return rng.choice(self._api(rng, groups))
+        return rng.choice(self._api(rng, self.apis[kind]))
 
     def producing_dtype(self, rng: random.Random, dtype: str) -> OpSpec:
         """An operator that may produce a single ``dtype`` output."""
         kind = self._kind(rng)
         groups = self.producing[kind].get(dtype, []) + self.producing[kind].get("*", [])
         if groups:
-            return rng.choice(rng.choice(groups))
-        return rng.choice(rng.choice(self.apis[kind]))
+            return rng.choice(self._api(rng, groups))
+        return rng.choice(self._api(rng, self.apis[kind]))

@@ -25,6 +25,7 @@ from corpus.tensor_type import TensorType
 from fuzzer.draw import OperatorDraw
 from rules.solve import DIM_HINTS, Bounds, Instance, instantiate
 from rules.spec import OpSpec
+from rules.specs.inplace import alias_inputs, family, has_mutation, spent_values, writable, writes_through
 
 # Leaf dtypes, weighted: float32 most, but the narrow and half types that compilers get
 # wrong appear in a good share of models.
@@ -55,6 +56,14 @@ class GenConfig:
     # Trial runs of TensorFlow instances also inside tf.function: set when a graph backend
     # (tf.function, tf.xla) is tested, so that graph-mode contracts never enter a model.
     graph_mode_trials: bool = False
+    # Draw in-place operators (``OpSpec.mutates``: the mutation and aliasing check); off,
+    # the generator draws exactly what it drew before they existed.
+    mutation: bool = False
+    # Of the draws that pick an in-place operator, the share inserted (the rest are
+    # misses): every operator list holds many in-place variants, and without this about
+    # nine graphs in ten would write in place, crowding out what the other checks need
+    # (a written input is no gradient leaf; a stride-0 input cannot be written).
+    mutation_share: float = 0.35
 
 
 def random_leaf_type(rng: random.Random, bounds: Bounds, dtype: str | None = None) -> TensorType:
@@ -77,9 +86,11 @@ class GenerationError(RuntimeError):
 class Generator:
     def __init__(self, framework: str, specs: Sequence[OpSpec], config: GenConfig = GenConfig()) -> None:
         self.framework = framework
-        self.specs = sorted((s for s in specs if framework in s.frameworks), key=lambda s: s.id)
+        self.specs = sorted((s for s in specs if framework in s.frameworks
+                             and (config.mutation or not getattr(s, "mutates", ()))), key=lambda s: s.id)
         if not self.specs:
             raise ValueError(f"no operator specs for framework {framework!r}")
+        self.by_id = {s.id: s for s in self.specs}
         self.config = config
         self.draw = OperatorDraw(framework, self.specs, config.kind_weights, config.bounds.max_rank)
 
@@ -134,24 +145,47 @@ class Generator:
     def _forward(self, g: Graph, spec: OpSpec, rng: random.Random, fresh: bool = False) -> bool | None:
         """Insert ``spec`` consuming existing values; with ``fresh`` (or for a replay that
         fits nothing in the graph), on fresh leaves only. None: no value fits (a miss)."""
+        if getattr(spec, "mutates", ()) and rng.random() >= self.config.mutation_share:
+            return None
+        # The mutation rule (rules.specs.inplace): a value written in place, and all that
+        # may share its storage, is spent: no op reads it any more. A written position
+        # takes only a value that nothing reads (``writable``), or a fresh leaf.
+        spent = spent_values(g, self.by_id) if has_mutation(g, self.by_id) else set()
         by_type: dict[tuple[int, str], list[Value]] = {}
         if not fresh:
             for v in g.values():
+                if v in spent:
+                    continue
                 t = g.type_of(v)
                 by_type.setdefault((t.rank, t.dtype), []).append(v)
+        written = set(getattr(spec, "mutates", ()))
+        by_type_w: dict[tuple[int, str], list[Value]] = {}
+        for key, vals in by_type.items() if written else ():
+            ok = [v for v in vals if writable(g, self.by_id, v, spent)]
+            if ok:
+                by_type_w[key] = ok
+
+        def options(i: int, ranks: tuple[int, ...], dtypes: tuple[str, ...]) -> list[Value] | None:
+            return (by_type_w if i in written else by_type).get((ranks[i], dtypes[i]))
+
         data_positions = [i for i in range(spec.n_inputs) if i not in spec.weight_inputs]
         all_combos = [(r, d) for r in spec.rank_options() if max(r, default=0) <= self.config.bounds.max_rank
                       for d in spec.dtype_options(self.framework)]
-        combos = [(r, d) for r, d in all_combos if any((r[i], d[i]) in by_type for i in data_positions)]
+        combos = [(r, d) for r, d in all_combos if any(options(i, r, d) for i in data_positions)]
         chosen: list[Value | None] = [None] * spec.n_inputs
         if combos:
             ranks, dtypes = rng.choice(combos)
-            connected = [i for i in data_positions if (ranks[i], dtypes[i]) in by_type]
+            connected = [i for i in data_positions if options(i, ranks, dtypes)]
             anchor = rng.choice(connected)
             for i in data_positions:
-                options = by_type.get((ranks[i], dtypes[i]))
-                if options and (i == anchor or rng.random() >= self.config.fresh_input_prob):
-                    chosen[i] = rng.choice(options)
+                opts = options(i, ranks, dtypes)
+                if opts and (i == anchor or rng.random() >= self.config.fresh_input_prob):
+                    chosen[i] = rng.choice(opts)
+            # the op reads nothing that shares storage with what it writes
+            shared = {w for i in written if chosen[i] is not None for w in family(g, self.by_id, chosen[i])}
+            for i in data_positions:
+                if i not in written and chosen[i] in shared:
+                    chosen[i] = None
         elif all_combos and (fresh or spec.fresh_inputs_ok):
             ranks, dtypes = rng.choice(all_combos)
         else:
@@ -174,6 +208,9 @@ class Generator:
         target = g.node(leaf).types[0]
         if not self._may_produce(spec, target):
             return None
+        if alias_inputs(spec) and not writes_through(spec, 1) and has_mutation(g, self.by_id) \
+                and (leaf, 0) in spent_values(g, self.by_id):
+            return None  # the leaf is written in place: it cannot become a self-overlapping view
         inst = instantiate(spec, self.framework, rng, self.config.bounds, target=target)
         if inst is None or len(inst.out_types) != 1:
             # Multi-output ops would leave their other outputs dangling before the leaf;

@@ -10,10 +10,11 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping, Sequence
 
 from corpus.case import Case, write_atomic
 from fuzzer.generate import GenConfig, Generator
+from fuzzer.plan import draw_plan
 from fuzzer.values import SearchResult, choose_mode, search_values
 from rules.codegen import program_source
 from rules.spec import OpSpec
@@ -50,13 +51,17 @@ def make_case(generator: Generator, seed: int, index: int, draw: int = 0) -> Cas
 
 
 def make_model(generator: Generator, specs: Mapping[str, OpSpec], seed: int, index: int, *,
-               special_values: bool = True) -> Model:
+               special_values: bool = True, checks: Sequence[str] = ("forward",),
+               frameworks: Sequence[str] | None = None, case_for: Callable[[int], Case | None] | None = None) -> Model:
     """Generate model ``index`` and search values for it (runs it in eager mode).
     ``special_values``: False for torch-vs-tensorflow and XLA campaigns, where NaN and
     infinity propagate by each framework's own documented rules (``tf.maximum``; XLA's
-    fast min/max), not a bug."""
+    fast min/max), not a bug. ``checks``: the check kinds its plan may use
+    (``fuzzer.plan``); ``frameworks``: those of the backends under test. ``case_for(draw)``:
+    a case made otherwise (coverage guidance's mutants, ``fuzzer.guidance``), or None for
+    the generated one."""
     for draw in range(DRAWS_PER_MODEL):
-        case = make_case(generator, seed, index, draw)
+        case = (case_for(draw) if case_for is not None else None) or make_case(generator, seed, index, draw)
         # the value mode (wide integers, special floats) has its own stream: plain cases
         # keep the values they had before modes existed
         mode = choose_mode(case.graph, specs, random.Random(f"{seed}/{index}/{draw}/mode"),
@@ -67,6 +72,9 @@ def make_model(generator: Generator, specs: Mapping[str, OpSpec], seed: int, ind
         case.provenance["values_mode"] = search.mode or "plain"
         if search.ok:
             break
+    if search.ok and set(checks) - {"forward"}:
+        case.plan = draw_plan(case, specs, random.Random(f"{seed}/{index}/{draw}/plan"), checks,
+                              frameworks or (case.framework,))
     return Model(case, search, discarded=draw)
 
 

@@ -111,7 +111,8 @@ def overflows(graph: Graph, framework: str, values: Mapping[int, ValueSpec], spe
             wide_ns = load_module(widened_graph(graph), framework, values, specs)
             wide_model = wide_ns["Model"]({f"c{n}": _widen(framework, consts[f"c{n}"], n in wide)
                                            for n in graph.leaves("const")})
-            wide_inputs = [_widen(framework, x, n in wide) for n, x in zip(graph.leaves("input"), inputs)]
+            # fresh inputs: the eager run above may have written its own in place
+            wide_inputs = [_widen(framework, x, n in wide) for n, x in zip(graph.leaves("input"), ns["INPUTS"]())]
             widened = [np.asarray(wide_ns["to_numpy"](o)) for o in _run(framework, wide_model, wide_inputs)]
     except Exception:  # noqa: BLE001 - the widened model is not runnable: cannot tell
         return None

@@ -59,7 +59,8 @@ def failure_message(case, result, backends: Sequence[str], bug=None) -> str:
     case.save(folder / "case.json")
     (folder / "repro.py").write_text(repro_source(case, specs, backends[0], bug.backend, bug.status,
                                                   output=bug.output, atol=tol[0], rtol=tol[1],
-                                                  title="dlfuzz failure from a pytest run"))
+                                                  title="dlfuzz failure from a pytest run", check=bug.check,
+                                                  message=bug.message))
     lines += ["", f"full reproducer: python {folder / 'repro.py'}  (case: {folder / 'case.json'})"]
     return "\n".join(lines)
 

@@ -120,20 +120,23 @@ class DrawRandom(random.Random):
 @st.composite
 def models(draw: Draw, framework: str = "torch", max_nodes: int = 5, ops: Sequence[str] = ("spec",),
            dtypes: Sequence[str] | None = None, backends: Sequence[str] | None = None,
-           special_values: bool = True):
+           special_values: bool = True, checks: Sequence[str] = ("forward",)):
     """A generated, valid ``Case`` (values on which eager computes only finite values).
 
     ``max_nodes``: at most this many operators (after each one a draw decides whether
     the model grows on, so a failure shrinks to fewer); ``ops``: the operator kinds (spec, inferred, concrete); ``dtypes``: the
     dtypes operators may take as inputs; ``backends``: the backends the models are for
     (torch and tensorflow together keep the operators both have); ``special_values``:
-    allow the value modes with integer limits and special floats (NaN, inf, -0.0)."""
+    allow the value modes with integer limits and special floats (NaN, inf, -0.0);
+    ``checks``: what the case's check plan may use (forward, dynamic, backward, layout,
+    mutation, or "all"): the plan is drawn by Hypothesis too, so a failure shrinks to the
+    checks it needs."""
     from fuzzer import api
     from fuzzer.generate import GenerationError
     from fuzzer.values import choose_mode, search_values
 
     source = api.model_source(framework, max_nodes, tuple(ops), tuple(dtypes) if dtypes is not None else None,
-                              tuple(backends) if backends else None)
+                              tuple(backends) if backends else None, tuple(checks))
     rng = DrawRandom(draw)
     try:
         graph = source.generator.generate(rng)  # it asks rng.keep_growing() after each operator
@@ -153,5 +156,9 @@ def models(draw: Draw, framework: str = "torch", max_nodes: int = 5, ops: Sequen
         reject()  # NaN/Inf in the reference: never a test input, as in campaigns
     case.values = search.values
     case.provenance["values_mode"] = search.mode or "plain"
+    if set(source.checks) - {"forward"}:
+        from fuzzer.plan import draw_plan
+
+        case.plan = draw_plan(case, source.specs, rng, source.checks, source.frameworks)
     return case
 

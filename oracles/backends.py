@@ -41,21 +41,37 @@ class BackendError(ValueError):
 
 
 class StageTracker:
-    """The stage a backend is in ("compile" or "run"); ``on_change`` hears every change
-    (the sandbox worker forwards it to its parent before the step begins)."""
+    """The stage a backend is in ("compile", "run" or "backward") and the check it serves
+    (``check``: "forward", "dynamic", ...); ``on_change`` hears every change as
+    ``stage`` or ``check/stage`` (the sandbox worker forwards it to its parent before the
+    step begins). ``compiles`` counts the compiler's invocations (recompiles included)."""
 
     def __init__(self, on_change: Callable[[str], None] | None = None) -> None:
         self.current = ""
+        self.check = "forward"
+        self.compiles = 0
         self.on_change = on_change
 
     def set(self, stage: str) -> None:
         if stage != self.current:
             self.current = stage
             if self.on_change is not None:
-                self.on_change(stage)
+                self.on_change(stage if self.check == "forward" else f"{self.check}/{stage}")
 
 
-Prepare = Callable[[Namespace, StageTracker], Callable[..., Any]]
+@dataclass(frozen=True)
+class CompileMode:
+    """How a backend compiles for a case's check plan: ``dynamic`` compiles for symbolic
+    shapes (torch.compile ``dynamic=True``; tf.function with unknown dims at
+    ``dynamic_dims``, (input position, dim)); ``grad`` keeps autograd on, so the
+    compiled model also has a backward (the gradients check)."""
+
+    dynamic: bool = False
+    dynamic_dims: tuple[tuple[int, int], ...] = ()
+    grad: bool = False
+
+
+Prepare = Callable[[Namespace, StageTracker, CompileMode], Callable[..., Any]]
 
 
 @dataclass(frozen=True)
@@ -65,15 +81,18 @@ class Backend:
     eager: bool  # runs the framework's ops one by one (a natural reference)
     _prepare: Prepare
     unsupported: tuple[str, ...] = ()  # regexes of messages that are documented limitations
+    dynamic_shapes: bool = True  # see Family.dynamic_shapes
 
     def is_unsupported(self, message: str) -> bool:
         """A crash the backend's documentation announces (XLA has no kernel for an op):
         the backend declines the model; not a bug."""
         return any(re.search(p, message) for p in self.unsupported)
 
-    def prepare(self, ns: Namespace, stage: StageTracker | None = None) -> Callable[..., Any]:
-        """Compile stage: build the model from ``ns`` and return a function of its inputs."""
-        return self._prepare(ns, stage or StageTracker())
+    def prepare(self, ns: Namespace, stage: StageTracker | None = None, mode: CompileMode = CompileMode()) -> Callable[..., Any]:
+        """Compile stage: build the model from ``ns`` and return a function of its inputs.
+        In ``mode.grad`` the function carries ``params`` (the weights gradients are taken
+        of) and, for TensorFlow, ``vjp(inputs, cotangents)``."""
+        return self._prepare(ns, stage or StageTracker(), mode)
 
 
 @dataclass(frozen=True)
@@ -85,29 +104,39 @@ class Family:
     make: Callable[[str], Prepare]  # option ("" for none) -> prepare
     check: Callable[[str], None] = lambda option: None  # raises BackendError for a bad option
     unsupported: tuple[str, ...] = ()  # see Backend.is_unsupported
+    # runs a model compiled once at other input shapes (torch.jit and torch.export bake
+    # shapes in: a run at other shapes is their documented limitation, not a bug)
+    dynamic_shapes: bool = True
 
 
 # ---- torch -------------------------------------------------------------------------------
 
-def _torch_model(ns: Namespace) -> Any:
-    model = ns["Model"](ns["CONSTS"]())
+def _torch_model(ns: Namespace, mode: CompileMode = CompileMode()) -> Any:
+    consts = ns["CONSTS"]()
+    if mode.grad:  # float weights become parameters (codegen registers them so)
+        consts = {k: v.requires_grad_() if v.is_floating_point() else v for k, v in consts.items()}
+    model = ns["Model"](consts)
     model.eval()
     return model
 
 
-def _no_grad(fn: Callable[..., Any]) -> Callable[..., Any]:
+def _no_grad(fn: Callable[..., Any], mode: CompileMode = CompileMode(), model: Any = None) -> Callable[..., Any]:
     def call(*xs: Any) -> Any:
         import torch
 
+        if mode.grad:
+            return fn(*xs)
         with torch.no_grad():
             return fn(*xs)
 
+    call.params = list(model.parameters()) if model is not None else []  # type: ignore[attr-defined]
     return call
 
 
 def _torch_eager(option: str) -> Prepare:
-    def prepare(ns: Namespace, stage: StageTracker) -> Callable[..., Any]:
-        return _no_grad(_torch_model(ns))
+    def prepare(ns: Namespace, stage: StageTracker, mode: CompileMode) -> Callable[..., Any]:
+        model = _torch_model(ns, mode)
+        return _no_grad(model, mode, model)
 
     return prepare
 
@@ -161,7 +190,7 @@ def _compiler(option: str) -> Callable[..., Any]:
 
 
 def _torch_compile(option: str) -> Prepare:
-    def prepare(ns: Namespace, stage: StageTracker) -> Callable[..., Any]:
+    def prepare(ns: Namespace, stage: StageTracker, mode: CompileMode) -> Callable[..., Any]:
         import torch
         import torch._dynamo
 
@@ -174,22 +203,28 @@ def _torch_compile(option: str) -> Prepare:
 
         def tracked(gm: Any, example_inputs: Any) -> Any:
             stage.set("compile")
+            stage.compiles += 1
             compiled = inner(gm, example_inputs)
             stage.set("run")
             return compiled
 
-        compiled = torch.compile(_torch_model(ns), backend=tracked, dynamic=False, fullgraph=False)
+        model = _torch_model(ns, mode)
+        compiled = torch.compile(model, backend=tracked, dynamic=mode.dynamic, fullgraph=False)
         first = [True]
 
         def call(*xs: Any) -> Any:
             if first[0]:  # Dynamo traces and the backend compiles on the first call
                 first[0] = False
                 stage.set("compile")
-            with torch.no_grad():
+            if mode.grad:
                 out = compiled(*xs)
+            else:
+                with torch.no_grad():
+                    out = compiled(*xs)
             stage.set("run")
             return out
 
+        call.params = list(model.parameters())  # type: ignore[attr-defined]
         return call
 
     return prepare
@@ -201,7 +236,7 @@ def _check_jit_option(option: str) -> None:
 
 
 def _torch_jit(option: str) -> Prepare:
-    def prepare(ns: Namespace, stage: StageTracker) -> Callable[..., Any]:
+    def prepare(ns: Namespace, stage: StageTracker, mode: CompileMode) -> Callable[..., Any]:
         import warnings
 
         import torch
@@ -209,46 +244,87 @@ def _torch_jit(option: str) -> Prepare:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch.jit's deprecation and tracer warnings
             inputs = tuple(ns["INPUTS"]())
-            traced = torch.jit.trace(_torch_model(ns), inputs, check_trace=False)
+            model = _torch_model(ns, mode)
+            traced = torch.jit.trace(model, inputs, check_trace=False)
             if option == "freeze":
                 traced = torch.jit.freeze(traced.eval())
             traced(*inputs)  # the profiling run; the next call runs the optimized graph
-        return _no_grad(traced)
+        stage.compiles += 1
+        return _no_grad(traced, mode, traced)
 
     return prepare
 
 
 def _torch_export(option: str) -> Prepare:
-    def prepare(ns: Namespace, stage: StageTracker) -> Callable[..., Any]:
+    def prepare(ns: Namespace, stage: StageTracker, mode: CompileMode) -> Callable[..., Any]:
         import torch
 
         with torch.no_grad():
-            program = torch.export.export(_torch_model(ns), tuple(ns["INPUTS"]()))
-        return _no_grad(program.module())
+            program = torch.export.export(_torch_model(ns, mode), tuple(ns["INPUTS"]()))
+        stage.compiles += 1
+        module = program.module()
+        return _no_grad(module, mode, module)
 
     return prepare
 
 
 # ---- tensorflow --------------------------------------------------------------------------
 
+def _tf_vjp(model: Any, wrap: Callable[[Callable[..., Any]], Callable[..., Any]]) -> Callable[..., Any]:
+    """``vjp(inputs, cotangents)`` -> gradients of every float input, then of every float
+    weight, under ``wrap`` (identity for eager, tf.function for graph and XLA): the
+    backward is compiled with the forward, as a user's training step would be."""
+    import tensorflow as tf
+
+    weights = [v for _, v in sorted(vars(model).items()) if isinstance(v, tf.Tensor) and v.dtype.is_floating]
+
+    def vjp(xs: list, cots: list) -> list:
+        with tf.GradientTape() as tape:
+            watched = [x for x in xs if x.dtype.is_floating] + weights
+            for w in watched:
+                tape.watch(w)
+            outs = model(*xs)
+        pairs = [(o, c) for o, c in zip(outs, cots) if c is not None]
+        grads = tape.gradient([o for o, _ in pairs], watched, output_gradients=[c for _, c in pairs],
+                              unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        return list(grads)
+
+    return wrap(vjp)
+
+
 def _tf_eager(option: str) -> Prepare:
-    def prepare(ns: Namespace, stage: StageTracker) -> Callable[..., Any]:
-        return ns["Model"](ns["CONSTS"]())
+    def prepare(ns: Namespace, stage: StageTracker, mode: CompileMode) -> Callable[..., Any]:
+        model = ns["Model"](ns["CONSTS"]())
+        if mode.grad:
+            def call(*xs: Any) -> Any:
+                return model(*xs)
+
+            call.vjp = _tf_vjp(model, lambda f: f)  # type: ignore[attr-defined]
+            return call
+        return model
 
     return prepare
 
 
 def _tf_function(jit_compile: bool) -> Callable[[str], Prepare]:
     def make(option: str) -> Prepare:
-        def prepare(ns: Namespace, stage: StageTracker) -> Callable[..., Any]:
+        def prepare(ns: Namespace, stage: StageTracker, mode: CompileMode) -> Callable[..., Any]:
             import tensorflow as tf
 
             model = ns["Model"](ns["CONSTS"]())
-            fn = tf.function(model.__call__, jit_compile=jit_compile, autograph=False)
             inputs = ns["INPUTS"]()
+            signature = None
+            if mode.dynamic:  # unknown dims where the plan says: one trace serves every shape set
+                unknown = set(mode.dynamic_dims)
+                signature = [tf.TensorSpec([None if (i, d) in unknown else n for d, n in enumerate(x.shape)], x.dtype)
+                             for i, x in enumerate(inputs)]
+            fn = tf.function(model.__call__, jit_compile=jit_compile, autograph=False, input_signature=signature)
             fn.get_concrete_function(*inputs)  # trace
+            stage.compiles += 1
             if jit_compile:
                 fn.experimental_get_compiler_ir(*inputs)(stage="optimized_hlo")  # XLA's HLO passes
+            if mode.grad:
+                fn.vjp = _tf_vjp(model, lambda f: tf.function(f, jit_compile=jit_compile, autograph=False))
             return fn
 
         return prepare
@@ -288,8 +364,8 @@ FAMILIES: dict[str, Family] = _build([
     Family("torch.eager", "torch", True, "", _torch_eager),
     Family("torch.compile", "torch", False, "<name> (aot_eager, eager, inductor, ...), torch.compile:pkg.module:function",
            _torch_compile, _check_compile_option),
-    Family("torch.jit", "torch", False, "freeze", _torch_jit, _check_jit_option),
-    Family("torch.export", "torch", False, "", _torch_export),
+    Family("torch.jit", "torch", False, "freeze", _torch_jit, _check_jit_option, dynamic_shapes=False),
+    Family("torch.export", "torch", False, "", _torch_export, dynamic_shapes=False),
     Family("tf.eager", "tensorflow", True, "", _tf_eager),
     Family("tf.function", "tensorflow", False, "", _tf_function(False)),
     Family("tf.xla", "tensorflow", False, "", _tf_function(True), unsupported=XLA_UNSUPPORTED),
@@ -327,7 +403,7 @@ def resolve(name: str) -> Backend:
         what, how = INSTALL[family.framework]
         raise BackendError(f"backend {name!r} needs {what}, which is not installed; install it with: {how}")
     family.check(option)
-    return Backend(name, family.framework, family.eager, family.make(option), family.unsupported)
+    return Backend(name, family.framework, family.eager, family.make(option), family.unsupported, family.dynamic_shapes)
 
 
 def validate_backends(names: list[str]) -> list[Backend]:

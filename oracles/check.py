@@ -11,6 +11,12 @@ Backends of another framework than the reference's run the same graph materializ
 their framework (codegen writes both), so ``torch.eager,tf.eager`` compares PyTorch with
 TensorFlow on one model; every op of such a case must have both materializations.
 
+A case's check plan (``corpus.plan``) adds calls of the same compiled model
+(``oracles.calls``): other shape sets, other memory layouts, a backward, every input
+compared after the call. A failure in one of them is a verdict of that check
+(``Verdict.check``); a call the reference itself cannot make (eager rejects a shape set,
+the backward of an in-place graph) is declined and counted in ``CheckResult.checks``.
+
 This runs everything in-process: a segfault or a hang takes the caller with it.
 ``oracles.sandbox`` runs it in child processes with a timeout.
 """
@@ -18,38 +24,33 @@ This runs everything in-process: a segfault or a hang takes the caller with it.
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Collection, Mapping, Sequence
 
 import numpy as np
 
 from corpus.case import Case
-from corpus.values import has_special
-from oracles.backends import Backend, StageTracker, resolve
-from oracles.compare import (Output, Reference64, all_finite, compare_outputs, output_kinds, precision_caps,
-                             tolerance)
-from oracles.compare import compare_nonfinite
-from oracles.recompute import DiscontinuityProbe, Evidence
+from corpus.graph import Graph
+from oracles.backends import Backend, CompileMode, StageTracker, resolve
+from oracles.calls import Call, Failed, Ran, expects_recompile, prepare, run_call, to_outputs
+from oracles.compare import Output, all_finite
+from oracles.gradients import cotangents
+from oracles.judge import (Expectation, GradientReference, expectation, gradient_kind, judge_gradients, judge_outputs,
+                           mutated_inputs)
+from oracles.layouts import KEEPS_VALUES
 from oracles.verdict import CheckResult, Verdict, exception_message, is_meta_rejection, meta_rejection_message
 from rules.execute import load_module, setup_framework
-from rules.semantics import align_reference64, judge_nonunique, nonunique_outputs
 from rules.spec import OpSpec
 
 Progress = Callable[[str, str], None]  # (backend name, stage) before each step
 GRAPH_MODE_CONTRACT = "graph-mode contract"  # why a tf.xla failure tf.function shares is declined
+STATIC_SHAPES = "static shapes needed at trace"  # a tf.function trace for unknown dims that fails: declined
 OnVerdict = Callable[[Verdict], None]
 
 
 def collect_outputs(framework: str, outs: Any, to_numpy: Callable[[Any], np.ndarray]) -> list[Output]:
     """Framework tensors -> framework-neutral outputs (dtype names as the graph spells them)."""
-    if not isinstance(outs, (tuple, list)):
-        outs = (outs,)
-    result = []
-    for o in outs:
-        dtype = str(o.dtype).removeprefix("torch.") if framework == "torch" else o.dtype.name
-        array = np.asarray(to_numpy(o))
-        result.append(Output(dtype, tuple(int(d) for d in array.shape), array))
-    return result
+    return to_outputs(framework, outs if isinstance(outs, (tuple, list)) else (outs,), to_numpy)
 
 
 def run_backend(backend: Backend, ns: dict[str, Any], progress: Progress | None = None) -> tuple[Verdict, list[Output] | None]:
@@ -99,6 +100,66 @@ def unsupported_ops(case: Case, frameworks: Sequence[str], specs: Mapping[str, O
     return sorted(out)
 
 
+def _input_positions(graph: Graph, leaves: Mapping[int, Any]) -> dict[int, int]:
+    return {n: i for i, n in enumerate(graph.leaves("input")) if n in leaves}
+
+
+@dataclass
+class _Planned:
+    """The calls a plan makes in one framework, and how each is judged."""
+
+    calls: list[Call]
+    expectations: dict[str, Expectation]
+    declined: dict[str, int] = field(default_factory=dict)
+
+
+def _planned_calls(case: Case, fw: str, ns: dict[str, Any], specs: Mapping[str, OpSpec], frameworks: Sequence[str],
+                   mutation: bool, grad: bool) -> _Planned:
+    plan, graph = case.plan, case.graph
+    forward = Call("forward", "forward", ns, grad=grad)
+    planned = _Planned([forward], {"forward": expectation(graph, fw, case.values, specs, ns, frameworks,
+                                                          mutation=mutation)})
+    if plan.layouts and fw == "torch":
+        positions = _input_positions(graph, plan.layouts)
+        layouts = {positions[n]: name for n, name in plan.layouts.items() if n in positions}
+        if layouts:
+            planned.calls.append(Call("layout", "layout", ns, layouts))
+            same = all(name in KEEPS_VALUES for name in layouts.values())
+            planned.expectations["layout"] = planned.expectations["forward"] if same else \
+                expectation(graph, fw, case.values, specs, ns, frameworks, mutation=mutation, same_values=False)
+    for k, shapes in enumerate(plan.shape_sets if plan.dynamic else ()):
+        from rules.shape_sets import retype
+
+        derived = retype(graph, specs, shapes)
+        if derived is None:
+            planned.declined["dynamic: shape set not admitted"] = planned.declined.get(
+                "dynamic: shape set not admitted", 0) + 1
+            continue
+        try:
+            ns_k = load_module(derived, fw, case.values, specs)
+        except Exception:  # noqa: BLE001
+            planned.declined["dynamic: cannot materialize"] = planned.declined.get("dynamic: cannot materialize", 0) + 1
+            continue
+        label = f"shape set {k + 1}"
+        planned.calls.append(Call("dynamic", label, ns_k))
+        planned.expectations[label] = expectation(derived, fw, case.values, specs, ns_k, frameworks, mutation=mutation)
+    return planned
+
+
+def _count(d: dict[str, int], key: str, n: int = 1) -> None:
+    d[key] = d.get(key, 0) + n
+
+
+def _failure_verdict(b: Backend, failed: Failed, check: str) -> Verdict:
+    message = exception_message(failed.error)
+    meta = not b.eager and b.framework == "torch" and failed.stage == "compile" and is_meta_rejection(failed.error)
+    message = meta_rejection_message(failed.error) if meta else message
+    if failed.stage == "backward":
+        check = "backward"
+    return Verdict(b.name, "eager-validation" if meta else "crash", failed.stage, message, seconds=failed.seconds,
+                   unsupported=b.is_unsupported(message), check=check)
+
+
 def check_case(case: Case, backend_names: Sequence[str], specs: Mapping[str, OpSpec], *,
                skip: Collection[str] = (), progress: Progress | None = None,
                on_verdict: OnVerdict | None = None) -> CheckResult:
@@ -130,49 +191,163 @@ def check_case(case: Case, backend_names: Sequence[str], specs: Mapping[str, OpS
             on_verdict(v)
         return v
 
-    ref_verdict, ref_outs = run_backend(ref, namespaces[ref.framework], progress)
-    emit(ref_verdict)
-    if ref_outs is None:
+    plan = case.plan
+    checks: dict[str, int] = {}
+    mutation = plan.mutation and ref.framework == "torch"
+    mutated = mutated_inputs(case.graph, specs) if mutation else []
+    positions = _input_positions(case.graph, dict(plan.dynamic_dims))
+    dims = tuple((positions[n], d) for n, d in plan.dynamic_dims if n in positions)
+
+    def mode_for(b: Backend, grad: bool) -> CompileMode:
+        return CompileMode(plan.dynamic and b.dynamic_shapes, dims, grad and b.framework == ref.framework)
+
+    # the reference: prepare once, the forward call (invalid case if it fails), then each
+    # planned call it can make (a call it cannot make is declined, never the backends' bug)
+    grad = plan.backward
+    planned = {fw: _planned_calls(case, fw, namespaces[fw], specs, frameworks, mutation and fw == "torch", grad)
+               for fw in frameworks}
+    ref_plan = planned[ref.framework]
+    for reason, n in ref_plan.declined.items():
+        _count(checks, f"declined: {reason}", n)
+    cots: list = []
+
+    def ref_cotangents(outs: Sequence[Any]) -> list:
+        cots[:] = cotangents(plan.backward_seed or 0, outs, ref.framework)
+        return cots
+
+    tracker = StageTracker((lambda stage: progress(ref.name, stage)) if progress else None)
+    start = time.perf_counter()
+    fn = prepare(ref, namespaces[ref.framework], tracker, mode_for(ref, grad))
+    first = fn if isinstance(fn, Failed) else run_call(ref, fn, ref_plan.calls[0], tracker, mutation=mutation,
+                                                       mutated=mutated, cotangents_for=ref_cotangents)
+    if isinstance(first, Failed) and grad and first.stage != "backward":
+        # a graph autograd cannot record (an in-place write into a leaf's view): plain forward
+        _count(checks, "declined: backward (reference forward fails with autograd on)")
+        grad = False
+        ref_plan.calls[0] = replace(ref_plan.calls[0], grad=False)
+        fn = prepare(ref, namespaces[ref.framework], tracker, mode_for(ref, False))
+        first = fn if isinstance(fn, Failed) else run_call(ref, fn, ref_plan.calls[0], tracker, mutation=mutation,
+                                                           mutated=mutated)
+    if isinstance(first, Failed) and first.stage == "backward":
+        _count(checks, "declined: backward (reference backward raised)")
+        grad = False
+        first = run_call(ref, fn, replace(ref_plan.calls[0], grad=False), tracker, mutation=mutation, mutated=mutated)
+    if isinstance(first, Failed):
+        v = _failure_verdict(ref, first, "forward")
+        emit(v)
         why = "the generator made a model it rejects" if ref.eager else "it may be a bug of the reference backend"
-        return CheckResult(False, f"reference {ref.name} raised at {ref_verdict.stage} ({why}): {ref_verdict.message}",
-                           (ref_verdict,))
-    if len(ref_outs) != len(case.graph.outputs):
+        return CheckResult(False, f"reference {ref.name} raised at {v.stage} ({why}): {v.message}", (v,),
+                           checks=checks)
+    ref_verdict = Verdict(ref.name, "ok", seconds=time.perf_counter() - start)
+    emit(ref_verdict)
+    ref_exp = ref_plan.expectations["forward"]
+    ref_outs = first.outputs
+    if len(ref_outs) != len(ref_exp.graph.outputs):
         return CheckResult(False, f"reference {ref.name} gave {len(ref_outs)} outputs, the graph has "
-                           f"{len(case.graph.outputs)}", (ref_verdict,))
-    special = has_special(case.values.values())  # deliberate NaN/Inf inputs: NaN/Inf outputs are the point
-    if not all_finite(ref_outs) and not special:
-        return CheckResult(False, f"reference {ref.name} produced NaN/Inf", (ref_verdict,))
-
-    # rule 4's evidence for every value of the graph, computed once when a difference needs it
-    evidence = Evidence(case.graph, ref.framework, case.values, specs, namespaces[ref.framework],
-                        precision_caps(frameworks), frameworks)
-
-    def float64() -> list[Reference64] | None:
-        return evidence.outputs()
-
-    probe = DiscontinuityProbe(case.graph, ref.framework, case.values, specs, precision_caps(frameworks), evidence,
-                               frameworks)
-    marks = nonunique_outputs(case.graph, specs)  # outputs not unique by definition (svd vectors ...)
-    aligned64 = (lambda: align_reference64(float64(), ref_outs, marks)) if marks else float64
+                           f"{len(case.graph.outputs)}", (ref_verdict,), checks=checks)
+    if not all_finite(ref_outs) and not ref_exp.special:
+        return CheckResult(False, f"reference {ref.name} produced NaN/Inf", (ref_verdict,), checks=checks)
+    ref_runs: dict[str, Ran] = {"forward": first}
+    for call in ref_plan.calls[1:]:
+        got = run_call(ref, fn, call, tracker, mutation=mutation, mutated=mutated)  # type: ignore[arg-type]
+        if isinstance(got, Failed):
+            _count(checks, f"declined: {call.check} (reference raised)")
+        elif not all_finite(got.outputs) and not ref_exp.special:
+            _count(checks, f"declined: {call.check} (reference non-finite)")
+        else:
+            ref_runs[call.label] = got
+    grad_ref = None
+    if grad and first.grads is not None:
+        grad_ref = GradientReference(case.graph, ref.framework, case.values, specs, namespaces[ref.framework],
+                                     list(cots), mutated)
+    for kind in ("forward", "dynamic", "layout", "backward", "mutation"):
+        ran = {"forward": True, "dynamic": any(c.check == "dynamic" for c in ref_plan.calls if c.label in ref_runs),
+               "layout": "layout" in ref_runs, "backward": grad_ref is not None, "mutation": mutation}[kind]
+        if ran:
+            _count(checks, f"case: {kind}")
     excused: dict[str, int] = {}
     known: dict[str, Verdict] = {}
+
+    def forward_fails(b: Backend, mode: CompileMode, count: bool) -> bool:
+        """Whether the forward call (no gradients) of ``b`` compiled in ``mode`` fails."""
+        tracker = StageTracker()
+        fn = prepare(b, namespaces[b.framework], tracker, mode)
+        same = b.framework == ref.framework
+        got = fn if isinstance(fn, Failed) else run_call(b, fn, replace(planned[b.framework].calls[0], grad=False),
+                                                         tracker, mutation=mutation and same, mutated=mutated)
+        if count:
+            _count(checks, "compiles", tracker.compiles)
+        if isinstance(got, Failed):
+            return True
+        exp = planned[b.framework].expectations["forward"]
+        ref_outputs = ref_runs["forward"].outputs
+        ref_outputs = ref_outputs if same or not mutation else ref_outputs[:exp.model_outputs]
+        return judge_outputs(exp, specs, ref_outputs, got.outputs, (ref.framework, b.framework), None) is not None
+
+    def plan_only(b: Backend, mode: CompileMode, count: bool) -> str:
+        """The check a failure of the forward call compiled in ``mode`` (dynamic, or for a
+        backward) belongs to: "forward" if a plain compile fails too, else the mode that
+        makes it fail ("dynamic" if a dynamic compile without gradients fails)."""
+        if forward_fails(b, CompileMode(), count):
+            return "forward"
+        if mode.dynamic and (not mode.grad or forward_fails(b, replace(mode, grad=False), count)):
+            return "dynamic"
+        return "backward"
 
     def judge(b: Backend, step: Progress | None = progress, count: bool = True) -> Verdict:
         if b.name in known:
             return known[b.name]
-        v, outs = run_backend(b, namespaces[b.framework], step)
-        if outs is not None:
-            if marks:
-                outs, more = judge_nonunique(ref_outs, outs, marks, tolerance)
-                for reason, n in more.items() if count else ():
-                    excused[reason] = excused.get(reason, 0) + n
-            kinds = output_kinds(case.graph, specs, (ref.framework, b.framework))
-            diff, ref_cmp, outs = compare_nonfinite(ref_outs, outs) if special else (None, ref_outs, outs)
-            diff = diff or compare_outputs(ref_cmp, outs, kinds, aligned64, probe.near, b.framework != ref.framework,
-                                           excused if count else None)
+        fw = b.framework
+        same = fw == ref.framework
+        tracker = StageTracker((lambda stage: step(b.name, stage)) if step else None)
+        start = time.perf_counter()
+        use_grad = grad and same and grad_ref is not None
+        mode = mode_for(b, use_grad)
+        fn = prepare(b, namespaces[fw], tracker, mode)
+        v = _failure_verdict(b, fn, "forward") if isinstance(fn, Failed) else None
+        if v is not None and fw == "tensorflow" and mode.dynamic and v.status == "crash":
+            # tf.function traces once for unknown dims; a model (or op) that needs static
+            # shapes at trace time is TensorFlow's documented contract, not a bug
+            v = replace(v, check="dynamic", unsupported=True, declined=STATIC_SHAPES)
+        calls = [c for c in planned[fw].calls if c.label in ref_runs
+                 and (c.check != "dynamic" or b.dynamic_shapes) and (c.check != "layout" or same)]
+        for call in calls if v is None else ():
+            if call.label == "forward" and not use_grad:
+                call = replace(call, grad=False)
+            got = run_call(b, fn, call, tracker, mutation=mutation and same, mutated=mutated,  # type: ignore[arg-type]
+                           cotangents_for=lambda outs: cots)
+            if count:
+                _count(checks, f"calls: {call.check}")
+            if isinstance(got, Failed):
+                v = _failure_verdict(b, got, call.check)
+                break
+            if count and call.check == "dynamic" and got.compiles and not expects_recompile(
+                    next(s for k, s in enumerate(case.plan.shape_sets) if f"shape set {k + 1}" == call.label),
+                    {n: case.graph.node(n).types[0].shape for n in case.graph.leaves("input")}):
+                _count(checks, "dynamic: unexpected recompile")
+            exp = planned[fw].expectations[call.label]
+            ref_call = ref_runs[call.label]
+            ref_outputs = ref_call.outputs if same or not mutation else ref_call.outputs[:exp.model_outputs]
+            diff = judge_outputs(exp, specs, ref_outputs, got.outputs, (ref.framework, fw), excused if count else None)
+            check = call.check
+            if diff is None and call.grad and ref_call.grads is not None and got.grads is not None:
+                diff = judge_gradients(ref_call.grads, got.grads, gradient_kind(case.graph, specs, frameworks),
+                                       grad_ref, exp.probe, excused if count else None)  # type: ignore[arg-type]
+                check = "backward"
+            elif diff is not None and diff.output >= exp.model_outputs and check == "forward":
+                check = "mutation"
             if diff is not None:
-                v = Verdict(b.name, "mismatch", "run", diff.message, diff.output, diff.max_abs, diff.max_rel,
-                            diff.dtype, v.seconds)
+                message = exp.describe(diff) if check != "backward" else diff.message
+                if call.check == "dynamic":
+                    message = f"{call.label}: {message}"
+                v = Verdict(b.name, "mismatch", "backward" if check == "backward" else "run", message, diff.output,
+                            diff.max_abs, diff.max_rel, diff.dtype, time.perf_counter() - start, check=check)
+                break
+        if v is not None and v.check == "forward" and not v.unsupported and (mode.dynamic or mode.grad):
+            v = replace(v, check=plan_only(b, mode, count))
+        if count:
+            _count(checks, "compiles", tracker.compiles)
+        v = v or Verdict(b.name, "ok", seconds=time.perf_counter() - start)
         known[b.name] = v
         return v
 
@@ -190,9 +365,11 @@ def check_case(case: Case, backend_names: Sequence[str], specs: Mapping[str, OpS
             if alike.status == v.status:
                 v = replace(v, unsupported=True, declined=GRAPH_MODE_CONTRACT)
         if v.status in ("mismatch", "crash") and not v.unsupported and b.framework == ref.framework == "torch" \
-                and case.provenance.get("localize") == "aten":  # a probe: name the ATen op (oracles.aten)
+                and v.check == "forward" and case.provenance.get("localize") == "aten":  # a probe: name the ATen op
             from oracles.aten import localize_verdict
 
             v = localize_verdict(case, v, b, namespaces["torch"], specs)
+        if v.status != "ok" and not v.unsupported:
+            _count(checks, f"bugs: {v.check}")
         verdicts.append(emit(v))
-    return CheckResult(True, "", tuple(verdicts), excused)
+    return CheckResult(True, "", tuple(verdicts), excused, checks)

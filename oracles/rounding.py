@@ -72,7 +72,8 @@ def accumulation_dtype(dtype: str, frameworks: Sequence[str] = ()) -> str:
 
 
 def _api_name(spec: OpSpec) -> str:
-    return str(getattr(spec, "api", "") or "").rsplit(".", 1)[-1].lower()
+    """``torch.Tensor.addmm_`` -> ``addmm``: an in-place variant rounds as its function does."""
+    return str(getattr(spec, "api", "") or "").rsplit(".", 1)[-1].lower().rstrip("_")
 
 
 def op_rounding(spec: OpSpec) -> str:

@@ -87,8 +87,9 @@ def _quiet_frameworks(frameworks: Sequence[str]) -> None:
         tf.get_logger().setLevel(logging.ERROR)
 
 
-def _worker_main(conn_in: Any, conn_out: Any) -> None:
-    """The worker loop: set up once, then check cases until told to stop or orphaned."""
+def _worker_main(conn_in: Any, conn_out: Any, meter: Any = None) -> None:
+    """The worker loop: set up once, then check cases until told to stop or orphaned.
+    ``meter``: coverage of the backends (``oracles.sut_coverage``), started before this."""
     _, backends, specs, path = conn_in.recv()
     sys.path[:] = path  # the parent's: its packages and a user's backend modules import alike
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
@@ -103,6 +104,8 @@ def _worker_main(conn_in: Any, conn_out: Any) -> None:
     for fw in frameworks:
         setup_framework(fw)
     _quiet_frameworks(frameworks)
+    if meter is not None:
+        meter.ready()
     conn_out.send(("ready",))
     while True:
         try:
@@ -121,6 +124,8 @@ def _worker_main(conn_in: Any, conn_out: Any) -> None:
         except Exception as e:  # noqa: BLE001 - a failure of dlfuzz itself, reported as such
             conn_out.send(("error", job, exception_message(e)))
             continue
+        if meter is not None:  # the arcs this case added, before its result
+            conn_out.send(("coverage", job, meter.after_case()))
         conn_out.send(("done", job, result.to_json()))
 
 
@@ -137,6 +142,7 @@ class _Job:
     stage: str = ""
     deadline: float | None = None
     sent_at: float = 0.0
+    new_arcs: int | None = None  # coverage the case added (workers measuring coverage only)
 
 
 class _Worker:
@@ -144,13 +150,15 @@ class _Worker:
     stays free for whatever backends print). A subprocess rather than multiprocessing's
     spawn, which would re-import the caller's ``__main__`` in every worker."""
 
-    def __init__(self, backends: list[str], specs: Mapping[str, OpSpec] | None, log: Path | None = None) -> None:
+    def __init__(self, backends: list[str], specs: Mapping[str, OpSpec] | None, log: Path | None = None,
+                 env_extra: Mapping[str, str] | None = None) -> None:
         down_r, down_w = os.pipe()
         up_r, up_w = os.pipe()
         env = dict(os.environ)
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
             env.setdefault(var, "1")
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        env.update(env_extra or {})
         # What the worker and the models under test print (warnings, C++ aborts,
         # tracebacks) goes to its log, never to the user's terminal.
         self.log = log
@@ -221,7 +229,8 @@ class Sandbox:
 
     def __init__(self, backends: Sequence[str], timeout_s: float = 60.0, workers: int = 1, *,
                  specs: Mapping[str, OpSpec] | None = None, startup_timeout_s: float = STARTUP_TIMEOUT_S,
-                 max_cases_per_worker: int = MAX_CASES_PER_WORKER, log_dir: Path | str | None = None) -> None:
+                 max_cases_per_worker: int = MAX_CASES_PER_WORKER, log_dir: Path | str | None = None,
+                 worker_env: Mapping[str, str] | None = None) -> None:
         validate_backends(list(backends))  # BackendError before any worker starts
         if workers < 1:
             raise ValueError("workers must be at least 1")
@@ -235,6 +244,8 @@ class Sandbox:
         self._retry: collections.deque[_Job] = collections.deque()
         self.restarts = 0  # workers replaced after an abort, a timeout or a failed start
         self.start_failures = 0  # workers in a row that died before they were ready
+        self._worker_env = dict(worker_env or {})  # e.g. oracles.sut_coverage.worker_env
+        self.new_arcs: dict[int, int] = {}  # id(case) -> arcs it added, while measuring coverage (the caller pops)
         # Workers' output goes to log_dir/worker-<slot>.log (a fresh temporary folder if
         # none is given), so that a failed start can say what went wrong and where.
         self.log_dir = Path(log_dir) if log_dir is not None else Path(tempfile.mkdtemp(prefix="dlfuzz-workers-"))
@@ -270,6 +281,8 @@ class Sandbox:
                 if not any(w is not None and w.job is not None for w in self._slots):
                     return
                 for job, result in self._pump():
+                    if job.new_arcs is not None:
+                        self.new_arcs[id(job.case)] = job.new_arcs
                     yield job.case, result
         finally:
             for i, w in enumerate(self._slots):
@@ -277,6 +290,9 @@ class Sandbox:
                     w.kill()
                     self._slots[i] = None
             self._retry.clear()
+
+    def worker_pids(self) -> set[int]:
+        return {w.proc.pid for w in self._slots if w is not None and w.alive()}
 
     def close(self) -> None:
         for i, w in enumerate(self._slots):
@@ -309,7 +325,7 @@ class Sandbox:
             w.stop()
             w = None
         if w is None:
-            w = _Worker(self.backends, self._specs, self.log_dir / f"worker-{i}.log")
+            w = _Worker(self.backends, self._specs, self.log_dir / f"worker-{i}.log", self._worker_env)
             self._slots[i] = w
         return w
 
@@ -361,6 +377,8 @@ class Sandbox:
             job.backend, job.stage = msg[2], msg[3]
         elif kind == "verdict":
             job.received.append(Verdict.from_json(msg[2]))
+        elif kind == "coverage":
+            job.new_arcs = msg[2]
         elif kind == "error":
             w.job = None
             return job, CheckResult(False, f"internal error while checking: {msg[2]}", tuple(job.prior))
@@ -397,8 +415,9 @@ class Sandbox:
                     f"in a row ({message}){f': {detail}' if detail else ''}; the full log is {w.log}")
         if job.deadline is None or not job.backend:
             return job, CheckResult(False, f"sandbox worker failed before the case started ({message})", tuple(job.prior))
-        lost = Verdict(job.backend, status, job.stage or "compile", message,
-                       seconds=time.monotonic() - (job.deadline - self.timeout_s))
+        check, _, stage = job.stage.rpartition("/")  # "dynamic/run": the plan's check, then the stage
+        lost = Verdict(job.backend, status, stage or "compile", message,
+                       seconds=time.monotonic() - (job.deadline - self.timeout_s), check=check or "forward")
         reference = self.backends[0]
         if job.backend == reference and not job.prior:
             what = "aborted" if status == "abort" else "timed out"
@@ -414,4 +433,11 @@ class Sandbox:
 
 
 if __name__ == "__main__":
-    _worker_main(Connection(int(sys.argv[1]), writable=False), Connection(int(sys.argv[2]), readable=False))
+    from oracles.sut_coverage import WorkerMeter
+
+    _meter = WorkerMeter.from_env()  # started before any framework is imported
+    try:
+        _worker_main(Connection(int(sys.argv[1]), writable=False), Connection(int(sys.argv[2]), readable=False), _meter)
+    finally:
+        if _meter is not None:
+            _meter.close()

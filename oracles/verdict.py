@@ -20,7 +20,9 @@ from typing import Any
 # that eager ran: eager's validation is missing (or the meta function is too strict); a
 # bug of its own kind, signed like a crash and listed apart in the summary
 STATUSES = ("ok", "crash", "abort", "timeout", "mismatch", "eager-validation")
-STAGES = ("compile", "run", "")
+STAGES = ("compile", "run", "backward", "")
+# the check of a case's plan that saw a failure (``corpus.plan``)
+CHECKS = ("forward", "dynamic", "backward", "layout", "mutation")
 
 MAX_MESSAGE = 300
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{4,}")
@@ -147,12 +149,15 @@ class Verdict:
     # the ATen operator(s) the failure is pinned on (``oracles.aten``, on probe cases):
     # many Python APIs lower to one faulty ATen op, and the signature names it
     aten_ops: tuple[str, ...] = ()
+    check: str = "forward"  # which check of the plan saw it (one of CHECKS)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
             raise ValueError(f"verdict status must be one of {', '.join(STATUSES)}, not {self.status!r}")
         if self.stage not in STAGES:
-            raise ValueError(f"verdict stage must be one of compile, run or '', not {self.stage!r}")
+            raise ValueError(f"verdict stage must be one of compile, run, backward or '', not {self.stage!r}")
+        if self.check not in CHECKS:
+            raise ValueError(f"verdict check must be one of {', '.join(CHECKS)}, not {self.check!r}")
 
     @property
     def ok(self) -> bool:
@@ -172,11 +177,19 @@ class Verdict:
             dtype=str(data.get("dtype", "")), seconds=float(data.get("seconds", 0.0)),
             unsupported=bool(data.get("unsupported", False)), declined=str(data.get("declined", "")),
             aten_ops=tuple(str(op) for op in data.get("aten_ops", ()) or ()),
+            check=str(data.get("check") or "forward"),
         )
+
+    @property
+    def where(self) -> str:
+        """The stage, prefixed by the check when it is not the forward one ("dynamic/run"):
+        what a signature tells apart."""
+        return self.stage if self.check == "forward" else f"{self.check}/{self.stage}"
 
     def summary(self) -> str:
         """One line for logs and reports."""
         where = f" at {self.stage}" if self.stage else ""
+        where += f" (check {self.check})" if self.check != "forward" else ""
         status = f"{self.status} ({self.declined or 'unsupported'})" if self.unsupported else self.status
         return f"{self.backend}: {status}{where}" + (f": {self.message}" if self.message else "")
 
@@ -197,6 +210,10 @@ class CheckResult:
     # output elements the comparison did not judge, by reason (near a discontinuity, a
     # near-tie index, ...): counted into campaign.json's ``excused``, never silent
     excused: dict[str, int] = field(default_factory=dict)
+    # what the case's check plan did: "case: KIND" (the kinds it applied), "calls: KIND"
+    # (calls of compiled models), "compiles", "bugs: KIND", "declined: WHY" (a planned
+    # call the reference could not make), "dynamic: unexpected recompile"
+    checks: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "verdicts", tuple(self.verdicts))
@@ -216,13 +233,15 @@ class CheckResult:
 
     def to_json(self) -> dict:
         return {"valid": self.valid, "invalid_reason": self.invalid_reason,
-                "verdicts": [v.to_json() for v in self.verdicts], "excused": dict(self.excused)}
+                "verdicts": [v.to_json() for v in self.verdicts], "excused": dict(self.excused),
+                "checks": dict(self.checks)}
 
     @classmethod
     def from_json(cls, data: Any) -> "CheckResult":
         return cls(bool(data["valid"]), str(data.get("invalid_reason", "")),
                    tuple(Verdict.from_json(v) for v in data.get("verdicts", [])),
-                   {str(k): int(v) for k, v in (data.get("excused") or {}).items()})
+                   {str(k): int(v) for k, v in (data.get("excused") or {}).items()},
+                   {str(k): int(v) for k, v in (data.get("checks") or {}).items()})
 
     @property
     def skip_reason(self) -> str:

@@ -35,7 +35,7 @@ def signature_of(case: Case, verdict: Verdict, culprit: str | Culprit | None = N
     """``culprit``: where the failure is pinned (``reports.localize``): the API operator
     of a mismatch, and at both levels the ATen operators when they are known."""
     c = as_culprit(culprit)
-    return sign(verdict.status, verdict.backend, verdict.stage, verdict.message, case.graph.op_ids(), culprit_op=c.api,
+    return sign(verdict.status, verdict.backend, verdict.where, verdict.message, case.graph.op_ids(), culprit_op=c.api,
                 aten_ops=c.aten, dtype=c.dtype or verdict.dtype)
 
 
@@ -55,7 +55,7 @@ def write_bug_files(folder: Path, case: Case, verdict: Verdict, sig: Signature, 
                                                        f"dlfuzz bug {sig.digest}: the model alone"))
     repro = repro_source(case, specs, reference, verdict.backend, verdict.status, output=verdict.output,
                          atol=tolerance[0], rtol=tolerance[1], timeout_s=timeout_s,
-                         title=f"dlfuzz bug {sig.folder_name}")
+                         title=f"dlfuzz bug {sig.folder_name}", check=verdict.check, message=verdict.message)
     write_atomic(folder / "repro.py", repro)
     write_atomic(folder / "report.md", render_report(case, verdict, sig, reference, repro, specs=specs, verdicts=verdicts,
                                                      folder=str(folder), reduced_from=reduced_from,

@@ -56,7 +56,7 @@ def probe_case(case: Case, hint: Sequence[str] = ()) -> Case:
     provenance[MARK] = "aten"
     if hint:
         provenance[HINT] = list(hint)
-    return Case(graph, case.framework, dict(case.values), case.seed, dict(case.settings), provenance)
+    return Case(graph, case.framework, dict(case.values), case.seed, dict(case.settings), provenance, case.plan)
 
 
 def culprit_op(case: Case, verdict: Verdict, check: Callable[[Case], CheckResult]) -> str | None:
@@ -82,24 +82,47 @@ def localize_from_probe(case: Case, verdict: Verdict, probe: Case, result: Check
     (only when the probe reproduced the mismatch, so that they belong to that operator).
     A crash: no API culprit; the ATen ops when the probe raised the same message."""
     found = result.verdict(verdict.backend) if result.valid else None
+    if verdict.status == "mismatch" and verdict.check == "backward":
+        return Culprit(None, (), verdict.dtype)  # every gradient depends on the whole graph
     if verdict.status == "crash":
         if found is not None and found.status == "crash" and \
                 normalize_message(found.message) == normalize_message(verdict.message):
             return Culprit(None, tuple(found.aten_ops))
         return Culprit()
     fallback = None
-    if verdict.output is not None and verdict.output < len(case.graph.outputs):
-        fallback = case.graph.node(case.graph.outputs[verdict.output][0]).op
+    if verdict.output is not None:
+        fallback = _output_op(case, verdict.output)
     if found is None or found.status != "mismatch" or found.output is None:
         return Culprit(fallback, (), verdict.dtype)
-    api = probe.graph.node(probe.graph.outputs[found.output][0]).op
+    api = _output_op(probe, found.output)
     return Culprit(api, tuple(found.aten_ops), found.dtype or verdict.dtype)
+
+
+def _output_op(case: Case, output: int) -> str | None:
+    """The operator behind compared output ``output``: a model output's producer, or for
+    an input compared after the call (a mutation plan's outputs past the model's own) the
+    operator that last wrote into it in place (None when none did)."""
+    graph = case.graph
+    if output < len(graph.outputs):
+        return graph.node(graph.outputs[output][0]).op
+    leaves = graph.leaves("input")
+    if output - len(graph.outputs) >= len(leaves):
+        return None
+    from oracles.judge import final_value, written_through_views
+    from rules.specs import SPECS
+
+    leaf = leaves[output - len(graph.outputs)]
+    try:
+        node = graph.node((written_through_views(graph, SPECS).get(leaf) or final_value(graph, leaf, SPECS))[0])
+    except KeyError:  # an operator outside the hand-written specs (they alone write in place)
+        return None
+    return node.op if node.kind == "op" else None
 
 
 def needs_probe(case: Case, verdict: Verdict) -> bool:
     """Whether ``verdict`` is pinned through a probe: every mismatch, and a torch crash
     whose message names no operator of the case (the probe gives it ATen operators)."""
     if verdict.status == "mismatch":
-        return True
+        return verdict.check != "backward"  # a gradient names an input, not an operator: pinned by reduction
     return verdict.status == "crash" and case.framework == "torch" and not \
-        sign(verdict.status, verdict.backend, verdict.stage, verdict.message, case.graph.op_ids()).operators
+        sign(verdict.status, verdict.backend, verdict.where, verdict.message, case.graph.op_ids()).operators

@@ -9,6 +9,10 @@ oracle call (``reports.validate``), so a pass may be optimistic.
 
 The passes, cheapest and most effective first:
 
+``plan``      drop each check of the case's plan the bug does not need (dynamic shapes,
+              gradients, layouts; mutation is the graph's own), then each shape set and
+              each layout entry: the reduced case keeps only the checks that show it, and
+              every later candidate costs fewer calls
 ``outputs``   keep only the failing output; make one intermediate value the only output
               (the mismatch's culprit or the operators a crash names first), cutting
               everything after it; drop one output of several
@@ -35,10 +39,12 @@ import networkx as nx
 
 from corpus.case import Case
 from corpus.graph import Graph, Value
+from corpus.plan import CheckPlan
 from corpus.tensor_type import TensorType, is_float
 from corpus.values import ValueSpec
 from reports.validate import int_attr_domains, retype
 from rules.spec import OpSpec
+from rules.specs.inplace import mutation_violations
 
 # Default value ranges of fresh leaves, by dtype family (those of the generator's value
 # search); a leaf feeding an operator with a preferred domain (log, asin) takes that.
@@ -54,6 +60,7 @@ class Context:
     kind: str  # the verdict's status
     output: int | None = None  # the failing output of the current case (mismatch)
     focus: tuple[str, ...] = ()  # operators the bug is pinned on (culprit, ops a crash names)
+    check: str = "forward"  # the check of the plan that sees the bug (``Verdict.check``)
 
 
 Pass = Callable[[Case, Context], Iterator[Case]]
@@ -64,7 +71,9 @@ def rebuild(case: Case, graph: Graph, values: Mapping[int, ValueSpec] | None = N
     graph.prune()
     source = case.values if values is None else values
     kept = {n: v for n, v in source.items() if n in graph.nx and graph.node(n).kind != "op"}
-    return Case(graph, case.framework, kept, case.seed, dict(case.settings), dict(case.provenance))
+    inputs = {n for n in kept if graph.node(n).kind == "input"}
+    return Case(graph, case.framework, kept, case.seed, dict(case.settings), dict(case.provenance),
+                case.plan.restricted_to(inputs))
 
 
 def default_value(graph: Graph, ttype: TensorType, users: list[tuple[int, int]], specs: Mapping[str, OpSpec],
@@ -95,6 +104,39 @@ def default_value(graph: Graph, ttype: TensorType, users: list[tuple[int, int]],
 
 def _op_count(case: Case) -> int:
     return len(case.graph.op_nodes())
+
+
+# ---- plan ------------------------------------------------------------------------------
+
+def with_plan(case: Case, plan: CheckPlan) -> Case:
+    """``case`` (the same graph and values) checked by ``plan``."""
+    return Case(case.graph.copy(), case.framework, dict(case.values), case.seed, dict(case.settings),
+                dict(case.provenance), plan)
+
+
+def plan_pass(case: Case, ctx: Context) -> Iterator[Case]:
+    """The case without a check its bug does not need: each whole check but the one that
+    sees the bug (forward outputs are always checked; mutation is what the graph does,
+    not a choice of the plan), then one shape set (down to none: a fault of the dynamic
+    compile itself shows at the case's own shapes), then one layout entry at a time."""
+    plan = case.plan
+    for kind in plan.kinds():
+        if kind not in ("forward", "mutation", ctx.check):
+            yield with_plan(case, plan.without(kind))
+    if plan.dynamic:
+        for k in range(len(plan.shape_sets)):
+            yield with_plan(case, CheckPlan(list(plan.dynamic_dims), plan.shape_sets[:k] + plan.shape_sets[k + 1:],
+                                            plan.backward_seed, dict(plan.layouts), plan.mutation))
+    if len(plan.layouts) > 1:
+        for n in sorted(plan.layouts):
+            yield with_plan(case, CheckPlan(list(plan.dynamic_dims), list(plan.shape_sets), plan.backward_seed,
+                                            {m: k for m, k in plan.layouts.items() if m != n}, plan.mutation))
+
+
+def plan_size(plan: CheckPlan) -> int:
+    """How much a plan checks (the reducer's last size measure): its checks, shape sets,
+    dynamic dims and layout entries."""
+    return len(plan.kinds()) + len(plan.shape_sets) + len(plan.dynamic_dims) + len(plan.layouts)
 
 
 # ---- outputs ---------------------------------------------------------------------------
@@ -167,6 +209,8 @@ def bypass_pass(case: Case, ctx: Context) -> Iterator[Case]:
             for i in used:
                 g.replace_uses((n, i), src)
             g.remove_node(n)
+            if mutation_violations(g, ctx.specs):
+                continue  # a value written in place would gain another reader (rules.specs.inplace)
             cand = rebuild(case, g)
             if _op_count(cand) > 0:
                 found.append(cand)
@@ -269,6 +313,7 @@ def attrs_pass(case: Case, ctx: Context) -> Iterator[Case]:
 
 
 PASSES: list[tuple[str, Pass]] = [
+    ("plan", plan_pass),
     ("outputs", outputs_pass),
     ("cut", cut_pass),
     ("bypass", bypass_pass),

@@ -35,7 +35,8 @@ MAX_PARKED = 10
 
 
 def needs_pin(sig: Signature) -> bool:
-    return sig.kind in ("abort", "timeout") or (sig.kind == "crash" and not sig.operators)
+    """Failures that name no operator (aborts, hangs, op-less crashes, gradient mismatches)."""
+    return sig.kind in ("abort", "timeout") or (sig.kind in ("crash", "mismatch") and not sig.operators)
 
 
 def pinned_ops(bug: dict) -> frozenset[str] | None:

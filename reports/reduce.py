@@ -33,7 +33,7 @@ from corpus.case import Case
 from corpus.tensor_type import FLOAT_DTYPES
 from oracles.verdict import CheckResult, Verdict
 from reports.localize import Culprit, localize_from_probe, probe_case
-from reports.passes import PASSES, Context, Pass
+from reports.passes import PASSES, Context, Pass, plan_size
 from reports.signature import Signature, sign
 from reports.validate import is_valid
 from rules.spec import OpSpec
@@ -72,12 +72,13 @@ class Reduction:
 
 
 def size(case: Case) -> tuple:
-    """What reduction minimizes, most important first."""
+    """What reduction minimizes, most important first (the checks of the plan last)."""
     g = case.graph
     types = [t for n in g.nodes() for t in g.node(n).types]
     odd_floats = sum(1 for t in types if t.dtype in FLOAT_DTYPES and t.dtype != "float32")
     attrs = sum(v for n in g.op_nodes() for v in g.node(n).attrs.values() if isinstance(v, int) and not isinstance(v, bool))
-    return (len(g.op_nodes()), len(g), len(g.outputs), sum(t.numel for t in types), odd_floats, attrs)
+    return (len(g.op_nodes()), len(g), len(g.outputs), sum(t.numel for t in types), odd_floats, attrs,
+            plan_size(case.plan))
 
 
 def _guarded(make: Pass, case: Case, ctx: Context, name: str, errors: list[str],
@@ -95,8 +96,8 @@ def _guarded(make: Pass, case: Case, ctx: Context, name: str, errors: list[str],
 
 
 def _key(case: Case) -> str:
-    return json.dumps({"g": case.graph.to_json(), "v": {str(k): v.to_json() for k, v in sorted(case.values.items())}},
-                      sort_keys=True)
+    return json.dumps({"g": case.graph.to_json(), "v": {str(k): v.to_json() for k, v in sorted(case.values.items())},
+                       "p": case.plan.to_json()}, sort_keys=True)
 
 
 def reduce_case(case: Case, verdict: Verdict, check: Check, specs: Mapping[str, OpSpec], *,
@@ -111,10 +112,10 @@ def reduce_case(case: Case, verdict: Verdict, check: Check, specs: Mapping[str, 
     start = time.monotonic()
     original_ops = case.graph.op_ids()
     loc = culprit if isinstance(culprit, Culprit) else Culprit(culprit, (), verdict.dtype)
-    target = sign(verdict.status, verdict.backend, verdict.stage, verdict.message, original_ops, loc.api, loc.aten,
+    target = sign(verdict.status, verdict.backend, verdict.where, verdict.message, original_ops, loc.api, loc.aten,
                   loc.dtype or verdict.dtype)
     focus = tuple(sorted({loc.api} if loc.api else set(target.operators) - set(loc.aten)))
-    ctx = Context(specs, verdict.status, verdict.output, focus)
+    ctx = Context(specs, verdict.status, verdict.output, focus, verdict.check)
     red = Reduction(case, verdict, None, loc.api, target, nodes_before=len(case.graph),
                     operators_before=len(case.graph.op_nodes()), localized=loc)
     seen: dict[str, bool] = {_key(case): True}
@@ -140,7 +141,7 @@ def reduce_case(case: Case, verdict: Verdict, check: Check, specs: Mapping[str, 
         # passed only the API culprit) is compared at that level
         if not loc.aten:
             found = Culprit(found.api, (), found.dtype)
-        if sign(v.status, v.backend, v.stage, v.message, original_ops, found.api, found.aten,
+        if sign(v.status, v.backend, v.where, v.message, original_ops, found.api, found.aten,
                 found.dtype or v.dtype).digest != target.digest:
             return None
         return result, v, found

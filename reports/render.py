@@ -10,6 +10,7 @@ recomputation of the graph backs); which backends agree and which differ; the ve
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Mapping, Sequence
 
 from corpus.case import Case
@@ -97,8 +98,24 @@ def _exception_type(message: str) -> str:
     return head if re.fullmatch(r"[A-Za-z_][\w.]*", head) else "an exception"
 
 
+# What each check of a case's plan (``corpus.plan``) does, for the report's reader
+CHECK_MEANING = {
+    "forward": "the outputs of the model on the case's inputs",
+    "dynamic": "the model compiled once for symbolic shapes (`torch.compile(..., dynamic=True)`, or `tf.function` "
+               "with unknown dims in its `input_signature`), then run at the case's inputs and at other input shapes",
+    "backward": "a backward through the compiled model with seeded random cotangents: the gradients of every float "
+                "input and weight",
+    "layout": "the same input values passed as non-contiguous tensors (transposed, stepped, offset, ...)",
+    "mutation": "every input compared after the call as well as the outputs (the model writes into its inputs)",
+}
+_CHECK_SUFFIX = {"dynamic": " with dynamic shapes", "layout": " for non-contiguous inputs",
+                 "backward": " in the backward"}
+
+
 def symptom(verdict: Verdict) -> str:
     stage = "at compile time" if verdict.stage == "compile" else "at run time"
+    if verdict.check != "forward":
+        return _plan_symptom(verdict, stage)
     if verdict.status == "crash":
         return f"raises {_exception_type(verdict.message)} {stage}"
     if verdict.status == "eager-validation":
@@ -110,6 +127,24 @@ def symptom(verdict: Verdict) -> str:
         return f"hangs {stage}"
     dtype = f" ({verdict.dtype})" if verdict.dtype else ""
     return f"returns wrong results{dtype}"
+
+
+def _plan_symptom(verdict: Verdict, stage: str) -> str:
+    """The symptom of a bug that a check of the plan saw, saying which."""
+    suffix = _CHECK_SUFFIX.get(verdict.check, "")
+    item = re.sub(r"^shape set \d+: ", "", verdict.message)
+    if verdict.status == "mismatch":
+        dtype = f" ({verdict.dtype})" if verdict.dtype else ""
+        if item.startswith("gradient "):
+            return f"returns wrong gradients{dtype}"
+        found = re.match(r"input (x\d+) after the call", item)
+        if found:
+            return f"writes wrong values into its input {found.group(1)}{dtype}{suffix}"
+        return f"returns wrong results{dtype}{suffix}"
+    if verdict.status == "crash" and verdict.stage == "backward":
+        return f"raises {_exception_type(verdict.message)} in the backward"
+    plain = symptom(replace(verdict, check="forward"))
+    return plain if verdict.check == "mutation" else plain + suffix
 
 
 def title(case: Case, verdict: Verdict, specs: Mapping[str, OpSpec] | None = None) -> str:
@@ -130,6 +165,7 @@ def _backend_rows(verdicts: Sequence[Verdict], reference: str, failing: Verdict)
             (agree if v.backend != reference else []).append(f"`{v.backend}`")
         else:
             what = f"{v.status} at {v.stage or 'run'}" + (" (documented limitation)" if v.unsupported else "")
+            what += f" ({v.check} check)" if v.check != "forward" else ""
             differ.append(f"`{v.backend}`")
         rows.append(f"| `{v.backend}`{role} | {what} |")
     return rows, agree, differ
@@ -176,6 +212,28 @@ def _where(case: Case, verdict: Verdict, culprit: Culprit | None, apis: Sequence
     return [part for line in lines for part in (line, "")]
 
 
+def _subject(case: Case, verdict: Verdict) -> str:
+    """What differs in a bug of a plan's check: "gradient 0", "input x3 after the call",
+    "output 0 at shape set 1 (x0 (7, 3))", "output 0 on the non-contiguous inputs"."""
+    from reports.repro import failing_item
+
+    item = failing_item(case, verdict.status, verdict.check, verdict.output, verdict.message)
+    if item is None:
+        return f"output {verdict.output}"
+    label, what, i = item
+    if what == "gradient":
+        name = f"gradient {i}"
+    elif what == "input" and 0 <= i < len(case.graph.leaves("input")):
+        name = f"input x{case.graph.leaves('input')[i]} after the call"
+    else:
+        name = f"output {i}"
+    if label.startswith("shape set "):
+        k = int(label.split()[-1])
+        shapes = case.plan.shape_sets[k - 1] if 0 < k <= len(case.plan.shape_sets) else {}
+        return f"{name} at {label} ({', '.join(f'x{n} {tuple(s)}' for n, s in sorted(shapes.items()))})"
+    return name + (" on the non-contiguous inputs" if label == "layout" else "")
+
+
 def render_report(case: Case, verdict: Verdict, sig: Signature, reference: str, repro: str, *,
                   specs: Mapping[str, OpSpec] | None = None, verdicts: Sequence[Verdict] | None = None,
                   versions_info: Mapping[str, str] | None = None, folder: str | None = None,
@@ -201,6 +259,10 @@ def render_report(case: Case, verdict: Verdict, sig: Signature, reference: str, 
     lines += [f"`{verdict.backend}` {symptom(verdict)} on a small model ({size}: {', '.join(f'`{n}`' for n in names)}; "
               f"inputs {inputs or 'none'}) that `{reference}` runs correctly.", ""]
 
+    if case.plan.kinds() != ["forward"] or verdict.check != "forward":
+        lines += [f"Checked: {case.plan.summary()}. The check that fails is **{verdict.check}**: "
+                  f"{CHECK_MEANING.get(verdict.check, verdict.check)}.", ""]
+
     short = snippet(case, specs, reference, verdict, tolerance(verdict.dtype or "float32")) if specs else None
     if short is not None:
         lines += ["## Minimal reproducer", "", "```python", short, "```", ""]
@@ -216,7 +278,8 @@ def render_report(case: Case, verdict: Verdict, sig: Signature, reference: str, 
         shape = f" {graph.type_of(out)}" if out is not None else ""
         exact = bool(verdict.dtype) and not is_float(verdict.dtype)
         within = "exactly" if exact else f"within the {verdict.dtype or 'float32'} tolerance"
-        lines += [f"Expected: output {verdict.output}{shape} equal to `{reference}`'s {within}.",
+        subject = f"output {verdict.output}{shape}" if verdict.check == "forward" else _subject(case, verdict)
+        lines += [f"Expected: {subject} equal to `{reference}`'s {within}.",
                   f"Actual: `{verdict.backend}` differs: {verdict.message or 'outputs differ'}.", ""]
         if verdict.max_abs is not None or verdict.max_rel is not None:
             lines += ["| | value |", "| --- | --- |",

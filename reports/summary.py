@@ -124,6 +124,18 @@ def _batches(b: dict[str, Any]) -> str:
             f"({b.get('alone_only', 0)} members failed alone)")
 
 
+def _checks(checks: dict[str, Any]) -> str:
+    """``campaign.json``'s ``checks`` as one line: per check kind, the valid cases whose
+    plan had it, the calls of compiled models it made and the distinct bugs it found."""
+    kinds = ("forward", "dynamic", "backward", "layout", "mutation")
+    parts = [f"{k} {checks.get(f'cases: {k}', 0)} / {checks.get(f'calls: {k}', 0)} / {checks.get(f'bugs: {k}', 0)}"
+             for k in kinds if any(checks.get(f"{what}: {k}") for what in ("cases", "calls", "bugs"))]
+    extra = [f"{checks.get('compiles', 0)} compiles"]
+    if checks.get("dynamic: unexpected recompile"):
+        extra.append(f"{checks['dynamic: unexpected recompile']} unexpected recompiles")
+    return "; ".join(parts + extra) if parts else "none"
+
+
 def _figures(state: dict[str, Any]) -> list[tuple[str, str]]:
     minutes = float(state.get("seconds", 0)) / 60
     by_kind = state.get("bugs_by_kind") or {}
@@ -139,6 +151,9 @@ def _figures(state: dict[str, Any]) -> list[tuple[str, str]]:
         ("excused output elements, by reason", _by_count(state.get("excused") or {})),
         ("batches", _batches(state.get("batches") or {})),
         ("value modes of valid cases", _by_count(state.get("values_modes") or {})),
+        ("checks (cases / calls / bugs per kind; compiles)", _checks(state.get("checks") or {})),
+        ("planned calls declined by the reference, by reason", _by_count(
+            {k.removeprefix("declined: "): v for k, v in (state.get("checks") or {}).items() if k.startswith("declined: ")})),
         ("parked (failures naming no operator, awaiting reduction)", str(state.get("parked", 0))),
         ("time", f"{minutes:.1f} min, {state.get('cases_per_minute', 0)} cases/min"),
         ("distinct bugs", f"{state.get('bugs', 0)}" + (f" ({kinds})" if kinds else "")),
@@ -149,7 +164,58 @@ def _figures(state: dict[str, Any]) -> list[tuple[str, str]]:
     ]
     if state.get("stopped"):
         rows.insert(1, ("stopped early", str(state["stopped"])))
+    rows += _coverage_rows(state.get("coverage") or {})
+    merged = _merged_from(state)
+    if merged:  # dlfuzz merge: each input's seed and figures instead (the top-level seed is the first's)
+        rows = [r for r in rows if r[0] != "seed, max nodes"] + [("merged from", "; ".join(
+            f"{_label(e)} (seed {e.get('seed', '?')}, max nodes {e.get('max_nodes', '?')}): "
+            f"{e.get('cases', 0)} cases, {e.get('bugs', 0)} bugs, {float(e.get('seconds') or 0) / 60:.1f} min"
+            for e in merged))]
     return rows
+
+
+def _coverage_rows(cov: dict[str, Any]) -> list[tuple[str, str]]:
+    """``campaign.json``'s ``coverage`` (``dlfuzz fuzz --coverage``) as figure rows."""
+    if not cov:
+        return []
+    folders = ", ".join(Path(str(s)).name for s in cov.get("sources") or [])
+    rows = [("compiler coverage (lines / branches)",
+             f"{cov.get('lines_pct', 0)}% / {cov.get('branches_pct', 0)}% of {folders} ({cov.get('lines', 0)} of "
+             f"{cov.get('lines_total', 0)} lines, {cov.get('branches', 0)} of {cov.get('branches_total', 0)} branches; "
+             f"{'guided' if cov.get('guided') else 'not guided'})" if "lines_pct" in cov else str(cov.get("error", "none yet")))]
+    jobs = cov.get("jobs") or {}
+    if cov.get("new_arcs"):
+        rows.append((f"new arcs by the kinds in the {jobs.get('adding', 0)} of {jobs.get('measured', 0)} checks that "
+                     f"added some", _by_count(cov["new_arcs"])))
+    return rows
+
+
+def _coverage_timeline(state: dict[str, Any]) -> list[tuple[float, float, float]]:
+    points = []
+    for p in (state.get("coverage") or {}).get("timeline") or []:
+        try:
+            points.append((float(p[0]), float(p[1]), float(p[2])))
+        except (TypeError, ValueError, IndexError):
+            continue
+    return sorted(points)
+
+
+def _merged_from(state: dict[str, Any]) -> list[dict[str, Any]]:
+    return [e for e in state.get("merged_from") or [] if isinstance(e, dict)]
+
+
+def _label(entry: dict[str, Any]) -> str:
+    return str(entry.get("label") or Path(str(entry.get("folder", "?"))).name)
+
+
+def _timelines(state: dict[str, Any]) -> list[tuple[str, list[tuple[float, float, float]]]]:
+    """(title, points) per timeline: a merged campaign keeps each input's apart (titled by
+    its folder), then its own since the merge if it was resumed."""
+    merged = [(_label(e), _timeline(e)) for e in _merged_from(state)]
+    own = _timeline(state)
+    if not merged:
+        return [("", own)]
+    return merged + ([("since the merge", own)] if own else [])
 
 
 def _timeline(state: dict[str, Any]) -> list[tuple[float, float, float]]:
@@ -254,15 +320,22 @@ def render_markdown(c: Campaign) -> str:
             lines.append(f"- bugs {which} ({shared}): `{symptom}`")
     if c.unreadable:
         lines += ["", f"Unreadable bug folders (no valid bug.json): {', '.join(c.unreadable)}."]
-    timeline = _timeline(c.state)
     lines += ["", "## Cases and distinct bugs over time", ""]
-    if timeline:
-        step = max(1, len(timeline) // 10)
-        shown = timeline[::step] + ([timeline[-1]] if (len(timeline) - 1) % step else [])
-        lines += ["| seconds | cases | distinct bugs |", "| ---: | ---: | ---: |"]
-        lines += [f"| {s:.0f} | {int(n)} | {int(b)} |" for s, n, b in shown]
-    else:
-        lines.append("No timeline recorded.")
+    for i, (name, timeline) in enumerate(_timelines(c.state)):
+        if name:
+            lines += [""] * bool(i) + [f"### {name}", ""]
+        if timeline:
+            step = max(1, len(timeline) // 10)
+            shown = timeline[::step] + ([timeline[-1]] if (len(timeline) - 1) % step else [])
+            lines += ["| seconds | cases | distinct bugs |", "| ---: | ---: | ---: |"]
+            lines += [f"| {s:.0f} | {int(n)} | {int(b)} |" for s, n, b in shown]
+        else:
+            lines.append("No timeline recorded.")
+    cov = _coverage_timeline(c.state)
+    if cov:
+        lines += ["", "## Compiler coverage over time", "", "| seconds | lines % | branches % |", "| ---: | ---: | ---: |"]
+        step = max(1, len(cov) // 10)
+        lines += [f"| {s:.0f} | {ln:.2f} | {b:.2f} |" for s, ln, b in cov[::step] + cov[-1:] * bool((len(cov) - 1) % step)]
     ops = _ops(c.state)
     lines += ["", f"## Operator frequency ({len(ops)} operators, valid cases using each)", ""]
     if ops:
@@ -373,11 +446,19 @@ def render_html(c: Campaign) -> str:
         out.append("</ul>")
     if c.unreadable:
         out.append(f"<p>Unreadable bug folders (no valid bug.json): {e(', '.join(c.unreadable))}.</p>")
-    timeline = _timeline(c.state)
-    out += ["<h2>Cases and distinct bugs over time</h2>", '<div class="plots">',
-            line_chart([(s, n) for s, n, _ in timeline], "cases", "seconds", "cases", "#4c78a8"),
-            line_chart([(s, b) for s, _, b in timeline], "distinct bugs", "seconds", "bugs", "#e45756"),
-            "</div>"]
+    out += ["<h2>Cases and distinct bugs over time</h2>"]
+    for name, timeline in _timelines(c.state):
+        of = f" ({name})" if name else ""
+        out += ['<div class="plots">',
+                line_chart([(s, n) for s, n, _ in timeline], "cases" + of, "seconds", "cases", "#4c78a8"),
+                line_chart([(s, b) for s, _, b in timeline], "distinct bugs" + of, "seconds", "bugs", "#e45756"),
+                "</div>"]
+    cov = _coverage_timeline(c.state)
+    if cov:
+        out += ["<h2>Compiler coverage over time</h2>", '<div class="plots">',
+                line_chart([(s, ln) for s, ln, _ in cov], "line coverage", "seconds", "lines %", "#54a24b"),
+                line_chart([(s, b) for s, _, b in cov], "branch coverage", "seconds", "branches %", "#b279a2"),
+                "</div>"]
     ops = _ops(c.state)
     out += [f"<h2>Operator frequency ({len(ops)} operators)</h2>",
             bar_chart([(_short(op), n) for op, n in ops], "valid cases using each operator") if ops

@@ -16,6 +16,7 @@ from typing import Mapping
 from corpus.graph import Graph, Value
 from corpus.values import VALUE_SOURCE
 from rules.spec import OpSpec
+from rules.specs.inplace import spent_values
 
 # Per framework: imports and the conversions between numpy and the framework's tensors.
 RUNTIME = {
@@ -68,6 +69,11 @@ def helpers_source(graph: Graph, framework: str, specs: Mapping[str, OpSpec]) ->
 
 def forward_body(graph: Graph, framework: str, specs: Mapping[str, OpSpec], indent: str = "        ") -> list[str]:
     lines = [f"{indent}{value_name(graph, (n, 0))} = self.{value_name(graph, (n, 0))}" for n in graph.leaves("const")]
+    # An output that a later op writes in place (a probe making every value an output)
+    # is returned as computed: a copy taken before the write (rules.specs.inplace).
+    snaps = {v: f"{value_name(graph, v)}_before" for v in graph.outputs if v in spent} \
+        if (spent := spent_values(graph, specs)) else {}
+    lines += [f"{indent}{snaps[(n, 0)]} = x{n}.clone()" for n in graph.leaves("input") if (n, 0) in snaps]
     for n in graph.op_nodes():
         node = graph.node(n)
         spec = specs[node.op]  # type: ignore[index]
@@ -78,7 +84,9 @@ def forward_body(graph: Graph, framework: str, specs: Mapping[str, OpSpec], inde
         else:
             targets = ", ".join(value_name(graph, (n, i)) for i in range(len(node.types)))
             lines.append(f"{indent}{targets} = {expr}")
-    outs = ", ".join(value_name(graph, v) for v in graph.outputs)
+        lines += [f"{indent}{snaps[(n, i)]} = {value_name(graph, (n, i))}.clone()"
+                  for i in range(len(node.types)) if (n, i) in snaps]
+    outs = ", ".join(snaps.get(v, value_name(graph, v)) for v in graph.outputs)
     lines.append(f"{indent}return ({outs}{',' if len(graph.outputs) == 1 else ''})")
     return lines
 
@@ -91,7 +99,10 @@ def model_class_source(graph: Graph, framework: str, specs: Mapping[str, OpSpec]
     def __init__(self, consts):
         super().__init__()
         for name, value in consts.items():
-            self.register_buffer(name, value)
+            if value.requires_grad:  # the gradients check: float weights are parameters
+                setattr(self, name, torch.nn.Parameter(value))
+            else:
+                self.register_buffer(name, value)
 
     def forward({params}):
 {body}

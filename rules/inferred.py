@@ -10,8 +10,10 @@ Tensor method, ``tf.raw_ops.Conv2D(input=x1, ...)``.
 
 Only rules the generator can use become specs (``usable``): a single tensor output or a
 fixed tuple of them; inputs that are tensors, integers, booleans, floats, strings, None
-or dtypes; a precision at least ``min_precision``; an API that is deterministic and does
-not write into its inputs.
+or dtypes; a precision at least ``min_precision``; an API that is deterministic. A torch
+API named with a trailing ``_`` writes its first argument, a tensor, in place: it is usable
+when the rule says the result keeps that tensor's shape and dtype (``add_``, ``clamp_``,
+``masked_fill_``; not ``t_`` or ``unsqueeze_``), and its spec ``mutates`` that input.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ TORCH_PROPERTIES = frozenset({"T", "mT", "H", "mH", "real", "imag"})
 _DENY = {
     "torch": re.compile(r"\._[A-Za-z]|rand|normal|bernoulli|multinomial|poisson|dropout|rrelu|gumbel|fractional|"
                         r"empty|uniform|exponential|geometric|cauchy|log_normal|__getitem__|__setitem__|"
-                        r"[a-z0-9]_$|__i[a-z]+__$|\.set_$|\.resize|\.share_memory|\.pin_memory|\.record_stream|"
+                        r"__i[a-z]+__$|\.set_$|\.resize|\.share_memory|\.pin_memory|\.record_stream|"
                         r"\.nn\.init\.|\.cuda|\.to_sparse|\.to_mkldnn|\.detach_|\.requires_grad|\.retain_grad|"
                         r"\.backward|\.register_hook|seed|\.data_ptr|\.storage|\.tolist|\.numpy|\.item$|"
                         r"\.new_tensor|\.as_strided|\.unique|\.nonzero|\.masked_select|torch\.Tensor\.type$"),
@@ -48,6 +50,34 @@ _DENY = {
 }
 
 _CONCRETE_TAGS = frozenset({"dtype"})
+# torch's in-place naming: ``add_``, ``clamp_`` (not dunders such as ``__iadd__``)
+_INPLACE = {"torch": re.compile(r"[a-z0-9]_$")}
+# in-place APIs whose result jumps under tiny input changes while keeping a float dtype
+# (``x.eq_(y)`` writes 0.0/1.0 into x), which no float-to-integer rule would notice
+_JUMPS_INPLACE = re.compile(r"\.(eq|ne|lt|le|gt|ge|floor|ceil|round|trunc|frac|sign|sgn|heaviside|remainder|fmod|"
+                            r"floor_divide|atan2|logical_and|logical_or|logical_xor|logical_not)_$")
+
+
+def written_input(rule: dict, framework: str) -> int | None:
+    """The tensor an in-place API writes (its first argument), None for other APIs."""
+    pattern = _INPLACE.get(framework)
+    if pattern is None or not pattern.search(rule["api"]):
+        return None
+    args = rule["template"]["args"]
+    return _as_dict(args[0]).get("$tensor", -1) if args else -1
+
+
+def _inplace_problem(rule: dict, k: int) -> str | None:
+    """Why an in-place rule cannot be a spec that ``mutates`` tensor ``k``, or None."""
+    if k < 0:
+        return "in-place API whose first argument is not a tensor"
+    rank = int(rule["template"]["tensors"][k]["rank"])
+    shapes = rule["outputs"]["shapes"]
+    if len(shapes) != 1 or [str(e).replace(" ", "") for e in shapes[0]] != [f"t{k}_{j}" for j in range(rank)]:
+        return "in-place API that changes the shape of what it writes"
+    if any(len(d["out"]) != 1 or d["out"][0] != d["in"][k] for d in rule["dtypes"]):
+        return "in-place API that changes the dtype of what it writes"
+    return None
 
 
 def rule_id(api: str, key: str, digits: int = 4) -> str:
@@ -76,6 +106,9 @@ def usable(rule: dict, framework: str, min_precision: float | None = MIN_PRECISI
     api = rule["api"]
     if _DENY[framework].search(api):
         return "nondeterministic, in-place or private API"
+    k = written_input(rule, framework)
+    if k is not None and _inplace_problem(rule, k):
+        return _inplace_problem(rule, k)
     tpl = rule["template"]
     for t in tpl["tensors"]:
         if t.get("kind") == "variable" or (t.get("kind") == "ndarray" and framework == "torch"):
@@ -173,6 +206,9 @@ class InferredSpec(OpSpec):
         self.constraints = [parse_pred(c) for c in rule["constraints"]]
         self.shapes = [[parse_expr(e) for e in shape] for shape in rule["outputs"]["shapes"]]
         self.int_input_range = (0, 2)  # the values the corpus's calls were made with
+        written = written_input(rule, framework)
+        self.mutates = (written,) if written is not None and written >= 0 else ()
+        self.discontinuous = bool(self.mutates) and bool(_JUMPS_INPLACE.search(self.api))
 
     def rank_options(self) -> list[tuple[int, ...]]:
         return [self.ranks]

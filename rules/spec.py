@@ -60,6 +60,10 @@ class OpSpec:
     # positions of inputs that are weights: the generator creates a fresh ``const`` leaf
     # for them instead of consuming an existing tensor.
     weight_inputs: tuple[int, ...] = ()
+    # positions of inputs the op writes in place; its output 0 is the mutated tensor (same
+    # type as that input). The generator gives such a position only a value nothing else
+    # reads, before or after (``rules.specs.inplace``: the mutation rule).
+    mutates: tuple[int, ...] = ()
     frameworks: tuple[str, ...] = FRAMEWORKS
     one_framework_reason: str = ""
     # Outputs whose values are arbitrary under ties or legitimately nondeterministic

@@ -188,3 +188,94 @@ def int_add_via_float32(gm: torch.fx.GraphModule, example_inputs):
             node.target = add
     gm.recompile()
     return gm.forward
+
+
+# ---- faults only a check plan shows (corpus.plan): each is invisible to a forward check
+# of contiguous inputs of static shape -----------------------------------------------------
+
+def _is_symbolic(x) -> bool:
+    if isinstance(x, torch.SymInt):
+        return True
+    return isinstance(x, torch.Tensor) and any(isinstance(d, torch.SymInt) for d in x.shape)
+
+
+def _map_float_outputs(outs, fn):
+    """``outs`` (a tensor, a tuple or a list) with ``fn`` applied to every float tensor."""
+    def one(o):
+        return fn(o) if isinstance(o, torch.Tensor) and o.is_floating_point() else o
+
+    if isinstance(outs, torch.Tensor):
+        return one(outs)
+    return type(outs)(one(o) for o in outs)
+
+
+def wrong_when_symbolic(gm: torch.fx.GraphModule, example_inputs):
+    """Right for a graph of static shapes; a graph traced with symbolic shapes (a dynamic
+    compile) gets 1 added to every float output."""
+    values = [n.meta.get("example_value") for n in gm.graph.nodes if n.op == "placeholder"]
+    if not any(_is_symbolic(x) for x in [*example_inputs, *values]):
+        return gm.forward
+
+    def run(*args):
+        return _map_float_outputs(gm.forward(*args), lambda o: o + 1)
+
+    return run
+
+
+def _identity_compiler(gm: torch.fx.GraphModule, example_inputs):
+    from functorch.compile import make_boxed_func
+
+    return make_boxed_func(gm.forward)
+
+
+def _scales_gradients(gm: torch.fx.GraphModule, example_inputs):
+    """A backward graph whose float results (the gradients) come out 1.5 times too large."""
+    from functorch.compile import make_boxed_func
+
+    def run(*args):
+        return _map_float_outputs(gm.forward(*args), lambda g: g * 1.5)
+
+    return make_boxed_func(run)
+
+
+def _raises_on_backward(gm: torch.fx.GraphModule, example_inputs):
+    raise RuntimeError("planted: backward compile")
+
+
+def _aot(bw_compiler):
+    from torch._dynamo.backends.common import aot_autograd
+
+    return aot_autograd(fw_compiler=_identity_compiler, bw_compiler=bw_compiler)
+
+
+wrong_backward = _aot(_scales_gradients)  # forward right, every gradient 1.5 times too large
+crashes_compiling_backward = _aot(_raises_on_backward)  # forward right, the backward never compiles
+
+
+def _as_contiguous(x):
+    """``x``'s storage read as if ``x`` were contiguous (from its storage offset)."""
+    if not isinstance(x, torch.Tensor) or x.is_contiguous():
+        return x
+    strides, step = [], 1
+    for d in reversed(x.shape):
+        strides.append(step)
+        step *= max(int(d), 1)
+    return torch.as_strided(x, x.shape, tuple(reversed(strides)), x.storage_offset())
+
+
+def reads_strided_as_contiguous(gm: torch.fx.GraphModule, example_inputs):
+    """Ignores strides: every non-contiguous input is read as if it were contiguous
+    (right for contiguous inputs, wrong values for transposed, stepped, channels_last ...)."""
+    def run(*args):
+        return gm.forward(*[_as_contiguous(a) for a in args])
+
+    return run
+
+
+def drops_input_mutation(gm: torch.fx.GraphModule, example_inputs):
+    """Runs the graph on copies of its inputs: outputs right, but an in-place write into a
+    graph input never reaches the caller's tensor."""
+    def run(*args):
+        return gm.forward(*[a.clone() if isinstance(a, torch.Tensor) else a for a in args])
+
+    return run

@@ -236,6 +236,8 @@ def campaign(tmp_path, **kw):
     from fuzzer.campaign import CampaignConfig, run_campaign
 
     # seed 4 with at most 6 operators: model 7 is the first with a visible wrong add
+    # (forward checks: the models a seed gives without in-place operators)
+    kw.setdefault("checks", ("forward",))
     cfg = CampaignConfig(WRONG_ADD, tmp_path, time_s=600, seed=4, max_nodes=6, max_cases=8, timeout_s=60,
                          ops=("spec",), **kw)
     return run_campaign(cfg)

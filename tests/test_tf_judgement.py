@@ -69,7 +69,7 @@ def plant_xla(monkeypatch, wrap):
 
     def make(option):
         prepare = real(option)
-        return lambda ns, stage: wrap(prepare(ns, stage))
+        return lambda ns, stage, mode: wrap(prepare(ns, stage, mode))
 
     monkeypatch.setitem(backends.FAMILIES, "tf.xla", backends.Family(
         "tf.xla", "tensorflow", False, "", make, unsupported=backends.XLA_UNSUPPORTED))
@@ -95,7 +95,7 @@ def test_a_failure_only_xla_shows_is_still_a_bug_and_tf_function_runs_once(monke
 
     def counting(option):
         prepare = real_function.make(option)
-        return lambda ns, stage: (calls.append(1), prepare(ns, stage))[1]
+        return lambda ns, stage, mode: (calls.append(1), prepare(ns, stage, mode))[1]
 
     monkeypatch.setitem(backends.FAMILIES, "tf.function", backends.Family(
         "tf.function", "tensorflow", False, "", counting))

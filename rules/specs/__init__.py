@@ -8,9 +8,9 @@ fails at import of the registry, not in the middle of a campaign.
 from __future__ import annotations
 
 from rules.spec import FRAMEWORKS, OpSpec
-from rules.specs import conv, elementwise, nn, reduce, shape
+from rules.specs import conv, elementwise, inplace, nn, reduce, shape
 
-_MODULES = [elementwise, nn, conv, shape, reduce]
+_MODULES = [elementwise, nn, conv, shape, reduce, inplace]
 
 
 class SpecRegistryError(ValueError):
@@ -34,6 +34,8 @@ def _build() -> dict[str, OpSpec]:
                 for combo in spec.dtype_options(fw):
                     if len(combo) != spec.n_inputs:
                         raise SpecRegistryError(f"{spec.id}: dtype combo {combo} does not have {spec.n_inputs} entries")
+            if any(not 0 <= p < spec.n_inputs or p in spec.weight_inputs for p in spec.mutates):
+                raise SpecRegistryError(f"{spec.id}: mutates {spec.mutates} must name data inputs")
             for ranks in spec.rank_options():
                 if len(ranks) != spec.n_inputs:
                     raise SpecRegistryError(f"{spec.id}: rank combo {ranks} does not have {spec.n_inputs} entries")

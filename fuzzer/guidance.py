@@ -1,0 +1,303 @@
+"""Coverage-guided generation (DESIGN §8): steer the next models by what the last ones reached.
+
+With ``dlfuzz fuzz --coverage`` each checked job (a case, or a batch of cases compiled
+as one model) comes back with the number of arcs it added to the compiler's coverage
+(``oracles.sut_coverage``). Guidance turns that into two things:
+
+* **A bandit over generator choices**: operator kinds, APIs, the dtypes of the values an
+  operator is anchored on, and check kinds. Each arm keeps a decayed gain (``log1p`` of
+  the arcs its jobs added, shared among the job's cases) and a decayed use count; its
+  weight is ``1 + BOOST * score / best score`` with ``score = gain / (uses + 1)``, so a
+  choice that keeps reaching new code is drawn up to ``1 + BOOST`` times as often, and
+  one that stopped paying falls back to the plain weight as its uses grow. Decay works
+  per job (``DECAY``): the weights follow what *recently* added arcs. Arms never tried
+  keep weight 1 (fresh generation explores them as before).
+* **A seed pool** of the cases whose jobs added arcs (the best ``POOL_SIZE`` by score).
+  A share of the models (``MUTATE_SHARE``) are made from a seed instead of afresh: an
+  operator swap (one operator node re-instantiated, with the same input and output
+  types, as another operator of the same signature or as the same operator with new
+  attributes; solved with z3 like any step), or a focused regeneration (a new graph,
+  shapes and dtypes, whose API draws favour the seed's APIs).
+
+Determinism: every choice guidance makes for model ``i`` flows from
+``random.Random(f"{seed}/{i}/guide")`` and the bandit and pool as they are when the
+model is made, so the same seed and the same feedback give the same models. (Feedback
+arrives as workers finish, so two campaigns of one seed see it at different moments:
+a guided case is reproduced from its ``case.json``, not regenerated from its index; its
+provenance says ``guide``.) Before any feedback, and without ``--coverage``, generation
+is exactly unguided: the draw consumes the model's random stream as before.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Sequence
+
+from corpus.case import Case
+from corpus.graph import Graph
+from fuzzer.draw import TypeKey, api_of
+from fuzzer.generate import Generator
+from fuzzer.models import Model, make_model
+from rules.solve import instantiate
+from rules.spec import OpSpec
+from rules.specs.inplace import alias_inputs, has_mutation
+
+CATEGORIES = ("kind", "api", "dtype", "check")
+DECAY = 0.99  # per job fed back: a job's gain halves in weight after ~70 more jobs
+BOOST = 4.0  # the best arm is drawn (1 + BOOST) times as often as an untried one
+POOL_SIZE = 48
+MUTATE_SHARE = 0.3  # of models made once the pool holds a seed
+SWAP_SHARE = 0.5  # of those: operator swap (else focused regeneration)
+FOCUS_SHARE = 0.5  # in focused regeneration, API draws taken among the seed's APIs when one fits
+
+
+class Bandit:
+    """Decayed gain and use per arm, per category; deterministic for a feedback sequence."""
+
+    def __init__(self, decay: float = DECAY, boost: float = BOOST) -> None:
+        self.decay, self.boost = decay, boost
+        self._scale = 1.0  # lazy decay: stored values are value * scale
+        self._gain: dict[str, dict[str, float]] = {c: {} for c in CATEGORIES}
+        self._uses: dict[str, dict[str, float]] = {c: {} for c in CATEGORIES}
+        self.updates = 0
+
+    def update(self, arms: Mapping[str, Mapping[str, float]], gain: float) -> None:
+        """One job's feedback: ``arms[category][arm]`` is the share of the job's cases
+        that had the arm; ``gain`` what the job added (0: nothing new)."""
+        self.updates += 1
+        self._scale /= self.decay
+        s = self._scale
+        for cat in CATEGORIES:
+            uses, gains = self._uses[cat], self._gain[cat]
+            for arm in sorted(arms.get(cat, {})):
+                share = arms[cat][arm]
+                uses[arm] = uses.get(arm, 0.0) + share * s
+                if gain > 0:
+                    gains[arm] = gains.get(arm, 0.0) + gain * share * s
+        if s > 1e100:  # keep the stored numbers finite
+            for table in (*self._gain.values(), *self._uses.values()):
+                for k in table:
+                    table[k] /= s
+            self._scale = 1.0
+
+    def score(self, category: str, arm: str) -> float:
+        g = self._gain[category].get(arm, 0.0)
+        return g / (self._uses[category].get(arm, 0.0) + self._scale) if g else 0.0
+
+    def weights(self, category: str) -> dict[str, float]:
+        """Weights of the arms that gained (others weigh 1), sorted by arm."""
+        scores = {a: self.score(category, a) for a in sorted(self._gain[category])}
+        top = max(scores.values(), default=0.0)
+        if top <= 0:
+            return {}
+        return {a: 1.0 + self.boost * v / top for a, v in scores.items() if v > 0}
+
+
+@dataclass(order=True)
+class _Seed:
+    score: float
+    order: int
+    case: Case = field(compare=False)
+
+
+class SeedPool:
+    def __init__(self, size: int = POOL_SIZE) -> None:
+        self.size = size
+        self.seeds: list[_Seed] = []
+        self._order = 0
+
+    def __len__(self) -> int:
+        return len(self.seeds)
+
+    def add(self, case: Case, score: float) -> None:
+        self._order += 1
+        self.seeds.append(_Seed(score, self._order, case))
+        if len(self.seeds) > self.size:
+            self.seeds.remove(min(self.seeds))
+
+    def pick(self, rng: random.Random) -> Case:
+        seeds = sorted(self.seeds, key=lambda s: s.order)
+        return rng.choices(seeds, weights=[s.score for s in seeds])[0].case
+
+
+@dataclass
+class Bias:
+    """What one guided model's draws see (``fuzzer.draw.OperatorDraw.guide``): weight
+    tables copied from the bandit when the model is started, and a seed's APIs to focus on."""
+
+    kinds: dict[str, float] = field(default_factory=dict)
+    apis: dict[str, float] = field(default_factory=dict)
+    dtypes: dict[str, float] = field(default_factory=dict)
+    focus: frozenset[str] = frozenset()
+
+    @property
+    def active(self) -> bool:
+        return bool(self.kinds or self.apis or self.dtypes or self.focus)
+
+    def kind(self, rng: random.Random, kinds: list[str], base: list[float]) -> str:
+        return rng.choices(kinds, weights=[w * self.kinds.get(k, 1.0) for k, w in zip(kinds, base)])[0]
+
+    def api(self, rng: random.Random, groups: list[list[OpSpec]]) -> list[OpSpec]:
+        if self.focus and rng.random() < FOCUS_SHARE:
+            near = [g for g in groups if api_of(g[0]) in self.focus]
+            if near:
+                return rng.choice(near)
+        if not self.apis:
+            return rng.choice(groups)
+        return rng.choices(groups, weights=[self.apis.get(api_of(g[0]), 1.0) for g in groups])[0]
+
+    def anchor(self, rng: random.Random, keys: list[TypeKey]) -> TypeKey:
+        if not self.dtypes:
+            return rng.choice(keys)
+        return rng.choices(keys, weights=[self.dtypes.get(d, 1.0) for _, d in keys])[0]
+
+
+def arms_of(case: Case, specs: Mapping[str, OpSpec]) -> dict[str, set[str]]:
+    """The generator choices a case embodies, per category."""
+    kinds, apis = set(), set()
+    for op in case.graph.op_ids():
+        spec = specs.get(op)
+        kinds.add(spec.origin if spec is not None else "spec")
+        apis.add(api_of(spec) if spec is not None else op)
+    g = case.graph
+    dtypes = {g.type_of(v).dtype for v in g.values()}
+    return {"kind": kinds, "api": apis, "dtype": dtypes, "check": set(case.plan.kinds())}
+
+
+class Guide:
+    """The bandit, the seed pool, and the models they make. ``feedback`` is called from
+    the campaign's thread, ``make`` from the prefetch thread: a lock keeps them apart."""
+
+    def __init__(self, seed: int, specs: Mapping[str, OpSpec], mutate_share: float = MUTATE_SHARE) -> None:
+        self.seed = seed
+        self.specs = specs
+        self.mutate_share = mutate_share
+        self.bandit = Bandit()
+        self.pool = SeedPool()
+        self.made: dict[str, int] = {}  # models by how they were made: fresh, swap, focus
+        self._lock = threading.Lock()
+
+    # -- feedback ---------------------------------------------------------------------------
+    def feedback(self, members: Sequence[Case], new_arcs: int) -> None:
+        if not members:
+            return
+        share: dict[str, dict[str, float]] = {c: {} for c in CATEGORIES}
+        for case in members:
+            for cat, arms in arms_of(case, self.specs).items():
+                for a in arms:
+                    share[cat][a] = share[cat].get(a, 0.0) + 1.0 / len(members)
+        gain = math.log1p(max(new_arcs, 0))
+        with self._lock:
+            self.bandit.update(share, gain)
+            if new_arcs > 0:
+                for case in members:
+                    self.pool.add(case, gain / len(members))
+
+    def bias(self) -> Bias:
+        with self._lock:
+            return Bias(self.bandit.weights("kind"), self.bandit.weights("api"), self.bandit.weights("dtype"))
+
+    def checks_for(self, rng: random.Random, allowed: Sequence[str]) -> tuple[str, ...]:
+        """The check kinds a model may draw: every optional kind stays with probability
+        1/2 plus 1/2 of its weight relative to the best (all of them before any gain)."""
+        with self._lock:
+            w = self.bandit.weights("check")
+        if not w:
+            return tuple(allowed)
+        top = max(w.values())
+        return tuple(k for k in allowed if k == "forward" or rng.random() < 0.5 + 0.5 * w.get(k, 1.0) / top)
+
+    # -- making models ------------------------------------------------------------------------
+    def make(self, index: int, generator: Generator, *, checks: Sequence[str], **model_kw) -> Model:
+        """Model ``index``: fresh (biased) or a mutant of a pool seed."""
+        rng = random.Random(f"{self.seed}/{index}/guide")
+        bias = self.bias()
+        parent = None
+        with self._lock:
+            if self.pool and rng.random() < self.mutate_share:
+                parent = self.pool.pick(rng)
+        how = "fresh"
+        case_for = None
+        if parent is not None:
+            if rng.random() < SWAP_SHARE:
+                how = "swap"
+                case_for = lambda draw: self._mutant(parent, generator, index, draw)  # noqa: E731
+            else:
+                how = "focus"
+                bias.focus = frozenset(arms_of(parent, self.specs)["api"])
+        checks = self.checks_for(rng, checks)
+        generator.draw.guide = bias if bias.active else None
+        try:
+            model = make_model(generator, self.specs, self.seed, index, checks=checks, case_for=case_for, **model_kw)
+        finally:
+            generator.draw.guide = None
+        how = how if how != "swap" or model.case.provenance.get("mutant_of") is not None else "fresh"
+        if bias.active or how != "fresh":
+            model.case.provenance["guide"] = how
+        self.made[how] = self.made.get(how, 0) + 1
+        return model
+
+    def _mutant(self, parent: Case, generator: Generator, index: int, draw: int) -> Case | None:
+        graph = swap_operator(parent.graph, generator, random.Random(f"{self.seed}/{index}/swap/{draw}"))
+        if graph is None:
+            return None
+        cfg = generator.config
+        settings = {"max_nodes": cfg.max_nodes, "max_rank": cfg.bounds.max_rank, "max_dim": cfg.bounds.max_dim,
+                    "max_elements": cfg.bounds.max_elements}
+        return Case(graph, generator.framework, {}, seed=self.seed, settings=settings,
+                    provenance={"generator": "dlfuzz", "index": index, "draw": draw,
+                                "mutant_of": parent.provenance.get("index")})
+
+
+def _swappable(spec: OpSpec | None) -> bool:
+    return spec is not None and not getattr(spec, "mutates", ()) and not alias_inputs(spec)
+
+
+def swap_operator(graph: Graph, generator: Generator, rng: random.Random, tries: int = 4) -> Graph | None:
+    """A copy of ``graph`` with one operator node re-instantiated: as another operator
+    taking the same input types and producing the same output types, or as the same one
+    with other attributes. None if no node could be swapped in ``tries`` nodes. Graphs
+    that write in place are left alone (swapping would break the aliasing rules)."""
+    by_id = generator.by_id
+    if any(op not in by_id for op in graph.op_ids()) or has_mutation(graph, by_id):
+        return None
+    g = graph.copy()
+    nodes = [n for n in g.op_nodes() if _swappable(by_id.get(g.node(n).op))]
+    rng.shuffle(nodes)
+    draw = generator.draw
+    for nid in nodes[:tries]:
+        node = g.node(nid)
+        old = by_id[node.op]  # type: ignore[index]
+        in_types = [g.type_of(v) for v in g.inputs_of(nid)]
+        data = [i for i in range(len(in_types)) if i not in old.weight_inputs]
+        key = (in_types[data[0]].rank, in_types[data[0]].dtype) if data else None
+        others: list[OpSpec] = []
+        for kind in draw.kinds:
+            for group in draw.accepting[kind].get(key, []) if key is not None else []:
+                others += [s for s in group if s.id != old.id and s.n_inputs == old.n_inputs
+                           and tuple(s.weight_inputs) == tuple(old.weight_inputs) and _swappable(s)]
+        picks = rng.sample(others, min(len(others), 5))
+        if rng.random() < 0.5 or not picks:
+            picks.insert(0, old)  # the same operator, other attributes
+        for spec in picks:
+            inst = instantiate(spec, generator.framework, rng, generator.config.bounds, inputs=in_types)
+            if inst is None or list(inst.out_types) != list(node.types):
+                continue
+            if spec is old and inst.attrs == node.attrs:
+                continue  # the same instance: no mutation
+            if not generator._trial(spec, inst, rng):
+                continue
+            node.op, node.attrs = spec.id, dict(inst.attrs)
+            return g
+    return None
+
+
+def model_maker(generator: Generator, specs: Mapping[str, OpSpec], seed: int, guide: Guide | None, *,
+                checks: Sequence[str], **model_kw) -> Callable[[int], Model]:
+    """``make(index)`` for the campaign's prefetcher: plain ``make_model`` without a guide."""
+    if guide is None:
+        return lambda index: make_model(generator, specs, seed, index, checks=checks, **model_kw)
+    return lambda index: guide.make(index, generator, checks=checks, **model_kw)

@@ -1,0 +1,210 @@
+"""Coverage of the compilers under test (issue 17): measured in the workers, combined,
+recorded over time, resumed, and steering generation."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sys
+from pathlib import Path
+
+import pytest
+
+from fuzzer.generate import GenConfig, Generator
+from fuzzer.guidance import Bandit, Bias, Guide, model_maker, swap_operator
+from fuzzer.models import make_model
+from rules.specs import SPECS, specs_for
+
+
+def _arms(api: str) -> dict:
+    return {"kind": {"spec": 1.0}, "api": {api: 1.0}, "dtype": {"float32": 1.0}, "check": {"forward": 1.0}}
+
+
+def _feed(bandit: Bandit) -> None:
+    for i in range(20):
+        bandit.update(_arms("a"), 3.0 if i % 2 == 0 else 0.0)  # a keeps adding arcs
+        bandit.update(_arms("b"), 0.0)  # b never does
+    bandit.update(_arms("c"), 0.5)  # c once, a little
+
+
+def test_the_bandit_is_deterministic_and_shifts_weight_toward_a_choice_that_added_arcs():
+    one, two = Bandit(), Bandit()
+    _feed(one)
+    _feed(two)
+    assert one.weights("api") == two.weights("api")
+    w = one.weights("api")
+    assert w["a"] == pytest.approx(1 + one.boost) and 1 < w["c"] < w["a"] and "b" not in w  # b weighs 1
+
+    class Spec:
+        def __init__(self, api):
+            self.api = self.id = api
+
+    groups = [[Spec(api)] for api in ("a", "b", "c", "d")]
+    bias = Bias(apis=w)
+    rng = random.Random(5)
+    drawn = [bias.api(rng, groups)[0].api for _ in range(2000)]
+    assert drawn.count("a") > 2.5 * drawn.count("b")  # weight 5 against 1
+    rng = random.Random(5)
+    assert [bias.api(rng, groups)[0].api for _ in range(2000)] == drawn  # the same stream, the same draws
+
+
+def test_weights_follow_what_added_arcs_recently():
+    bandit = Bandit(decay=0.9)
+    for _ in range(10):
+        bandit.update(_arms("old"), 5.0)
+    for _ in range(40):
+        bandit.update(_arms("old"), 0.0)
+        bandit.update(_arms("new"), 2.0)
+    w = bandit.weights("api")
+    assert w["new"] > w["old"]
+
+
+def _generator() -> Generator:
+    return Generator("torch", specs_for("torch"), GenConfig(max_nodes=4))
+
+
+def test_without_coverage_or_feedback_generation_is_unchanged():
+    gen = _generator()
+    plain = [make_model(gen, SPECS, 7, i, checks=("forward",)).case.to_json() for i in range(3)]
+    # the campaign's maker without a guide (no --coverage; --guide alone changes nothing)
+    unguided = model_maker(gen, SPECS, 7, None, checks=("forward",))
+    assert [unguided(i).case.to_json() for i in range(3)] == plain
+    # a guide that has heard nothing yet draws exactly as unguided generation
+    fresh = model_maker(gen, SPECS, 7, Guide(7, SPECS), checks=("forward",))
+    assert [fresh(i).case.to_json() for i in range(3)] == plain
+    assert gen.draw.guide is None
+
+
+def test_guided_generation_is_deterministic_for_a_seed_and_the_same_feedback():
+    gen = _generator()
+    seeds = [make_model(gen, SPECS, 3, i).case for i in range(4)]
+
+    def guided() -> list[dict]:
+        guide = Guide(3, SPECS, mutate_share=0.5)
+        for i, case in enumerate(seeds):
+            guide.feedback([case], 100 * (i % 2))
+        make = model_maker(gen, SPECS, 3, guide, checks=("forward",))
+        return [make(i).case.to_json() for i in range(10, 16)]
+
+    first = guided()
+    assert guided() == first
+    assert any(c["provenance"].get("guide") for c in first)
+
+
+def test_an_operator_swap_keeps_every_type_and_changes_one_operator_instance():
+    gen = _generator()
+    for index in range(20):
+        graph = make_model(gen, SPECS, 11, index).case.graph
+        swapped = swap_operator(graph, gen, random.Random(index))
+        if swapped is None:
+            continue
+        before, after = graph.to_json()["nodes"], swapped.to_json()["nodes"]
+        assert [n["types"] for n in before] == [n["types"] for n in after]
+        assert [n.get("inputs") for n in before] == [n.get("inputs") for n in after]
+        changed = [(a.get("op"), a.get("attrs"), b.get("op"), b.get("attrs")) for a, b in zip(before, after) if a != b]
+        assert len(changed) == 1
+        return
+    pytest.fail("no graph of 20 could be mutated")
+
+
+def test_combined_figures_equal_coverage_reports_own(tmp_path, monkeypatch):
+    import coverage
+
+    from reports.coverage_totals import CoverageTotals
+
+    monkeypatch.setenv("DLFUZZ_CACHE_DIR", str(tmp_path / "cache"))
+    pkg = tmp_path / "src" / "covpkg"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "m.py").write_text("def f(x):\n    if x > 0:\n        return 1\n    for i in range(x):\n        x += i\n"
+                              "    with open(__file__) as fh:\n        pass\n    return (x +\n            2)\n")
+    (pkg / "unused.py").write_text("def g():\n    return 3\n")
+    files = []
+    for n, arg in enumerate((1, -1)):
+        data = tmp_path / f"w{n}.cov"
+        cov = coverage.Coverage(branch=True, source=[str(pkg)], data_file=str(data), config_file=False)
+        sys.path.insert(0, str(pkg.parent))
+        try:
+            cov.start()
+            import covpkg.m
+
+            covpkg.m.f(arg)
+            cov.stop()
+        finally:
+            sys.path.remove(str(pkg.parent))
+            sys.modules.pop("covpkg.m", None)
+            sys.modules.pop("covpkg", None)
+        cov.save()
+        files.append(data)
+    totals = CoverageTotals([str(pkg)])
+    assert all(totals.add_file(f) for f in files)
+    ours = totals.totals()
+    combined = tmp_path / "campaign.cov"
+    totals.write(combined)
+    cov = coverage.Coverage(branch=True, source=[str(pkg)], data_file=str(combined), config_file=False)
+    cov.load()
+    cov.json_report(outfile=str(tmp_path / "r.json"))
+    theirs = json.loads((tmp_path / "r.json").read_text())["totals"]
+    assert (ours.lines, ours.lines_total, ours.branches, ours.branches_total) == \
+        (theirs["covered_lines"], theirs["num_statements"], theirs["covered_branches"], theirs["num_branches"])
+    assert 0 < ours.lines < ours.lines_total
+    # the static analysis came from the cache the second time, with the same figures
+    assert list((tmp_path / "cache").rglob("*.pickle"))
+    again = CoverageTotals([str(pkg)])
+    again.add_file(combined)
+    assert again.totals() == ours
+
+
+def test_a_missing_coverage_source_is_one_line_and_exit_2(tmp_path, capsys):
+    from fuzzer.cli import main
+
+    missing = tmp_path / "nowhere"
+    code = main(["fuzz", "--backends", "torch.eager,torch.compile:aot_eager", "--coverage-source",
+                 f"{tmp_path},{missing}", "--out", str(tmp_path / "out"), "--time", "5s"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and str(missing) in err
+    assert not (tmp_path / "out").exists()
+
+
+def _functorch() -> str:
+    from oracles.sut_coverage import package_dir
+
+    path = package_dir("torch", "_functorch")
+    assert path is not None
+    return path
+
+
+@pytest.mark.slow
+def test_a_coverage_campaign_records_figures_over_time_and_resume_keeps_them(tmp_path):
+    from fuzzer.campaign import CampaignConfig, CampaignError, run_campaign
+    from reports.summary import write_summary
+
+    out = tmp_path / "out"
+
+    def run(cases: int, sources=(_functorch(),)):
+        cfg = CampaignConfig(["torch.eager", "torch.compile:aot_eager"], out, time_s=300, seed=4, max_nodes=4,
+                             max_cases=cases, reduce_s=0, coverage=tuple(sources))
+        run_campaign(cfg)
+        return json.loads((out / "campaign.json").read_text())
+
+    first = run(6)
+    cov = first["coverage"]
+    assert cov["lines_pct"] > 0 and cov["branches_pct"] > 0 and cov["lines"] <= cov["lines_total"]
+    assert cov["timeline"] and cov["timeline"][-1][1:] == [cov["lines_pct"], cov["branches_pct"]]
+    assert cov["jobs"]["measured"] >= 6 and cov["jobs"]["adding"] >= 1 and cov["guided"]
+    assert any(k.startswith("op kind: ") for k in cov["new_arcs"]) and "check: forward" in cov["new_arcs"]
+    assert sorted(p.name for p in (out / "coverage").iterdir()) == ["campaign.cov"]  # worker files folded in
+
+    second = run(10)
+    again = second["coverage"]
+    assert second["cases"] > first["cases"]
+    assert again["timeline"][:len(cov["timeline"])] == cov["timeline"] and len(again["timeline"]) > len(cov["timeline"])
+    assert again["lines"] >= cov["lines"] and again["branches"] >= cov["branches"]
+    assert again["jobs"]["measured"] > cov["jobs"]["measured"]
+
+    _, page, _ = write_summary(out)
+    assert "Compiler coverage over time" in page.read_text() and "branch coverage" in page.read_text()
+
+    with pytest.raises(CampaignError, match="same --coverage-source"):
+        run(12, sources=(os.path.dirname(_functorch()) + "/_dynamo",))
