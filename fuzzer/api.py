@@ -130,7 +130,8 @@ def generate(framework: str = "torch", seed: int = 0, max_nodes: int = 10, ops: 
     every kind); forward outputs only by default.
     Raises InvalidModel when no finite values were found (the CLI counts such models)."""
     source = model_source(framework, max_nodes, tuple(ops), tuple(dtypes) if dtypes is not None else None,
-                          tuple(backends) if backends else None, tuple(checks))
+                          tuple(backends) if backends else None,
+                          (checks,) if isinstance(checks, str) else tuple(checks))
     model = source.model(seed, index)
     if not model.valid:
         raise InvalidModel(f"model {index} of seed {seed}: no finite values found "

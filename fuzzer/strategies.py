@@ -136,7 +136,8 @@ def models(draw: Draw, framework: str = "torch", max_nodes: int = 5, ops: Sequen
     from fuzzer.values import choose_mode, search_values
 
     source = api.model_source(framework, max_nodes, tuple(ops), tuple(dtypes) if dtypes is not None else None,
-                              tuple(backends) if backends else None, tuple(checks))
+                              tuple(backends) if backends else None,
+                              (checks,) if isinstance(checks, str) else tuple(checks))
     rng = DrawRandom(draw)
     try:
         graph = source.generator.generate(rng)  # it asks rng.keep_growing() after each operator

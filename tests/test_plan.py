@@ -74,3 +74,14 @@ def test_an_unknown_check_on_the_command_line_is_one_line_and_exit_2(tmp_path):
                           "--out", str(tmp_path / "o"), "--checks", "forward,strides"], capture_output=True, text=True)
     assert out.returncode == 2
     assert "unknown check 'strides'" in out.stderr and len(out.stderr.strip().splitlines()) <= 2
+
+
+def test_the_hypothesis_strategy_draws_plans_of_the_checks_asked_for():
+    from hypothesis import HealthCheck, find, settings
+
+    from fuzzer.strategies import models
+
+    quick = settings(max_examples=60, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    case = find(models(max_nodes=4, checks="forward,backward,layout"), lambda c: c.plan.backward,
+                settings=quick)
+    assert case.plan.backward and not case.plan.dynamic and not case.plan.mutation
