@@ -62,8 +62,13 @@ def draw_plan(case: Case, specs: Mapping[str, OpSpec], rng: random.Random, check
             and not has_special(case.values.values()):
         plan.backward_seed = rng.randrange(2**31)
     if "layout" in checks and torch_only and rng.random() < SHARE["layout"]:
+        from rules.specs.inplace import written_inputs
+
+        # never a stride-0 tensor where the model writes: writing into one is a user
+        # error PyTorch documents (eager does not always check it; compilers do)
+        written = set(written_inputs(graph, specs))
         for n in graph.leaves("input"):
-            name = draw_layout(graph.node(n).types[0].shape, rng)
+            name = draw_layout(graph.node(n).types[0].shape, rng, expanded=n not in written)
             if name is not None and rng.random() < 0.7:
                 plan.layouts[n] = name
     if "mutation" in checks and torch_only:

@@ -47,8 +47,10 @@ def applicable(shape: tuple[int, ...], name: str) -> bool:
     return True
 
 
-def draw_layout(shape: tuple[int, ...], rng: random.Random) -> str | None:
-    options = [n for n in LAYOUTS if applicable(shape, n)]
+def draw_layout(shape: tuple[int, ...], rng: random.Random, expanded: bool = True) -> str | None:
+    """A layout for a tensor of ``shape``; ``expanded``: stride 0 allowed (not for a
+    tensor the model writes in place)."""
+    options = [n for n in LAYOUTS if applicable(shape, n) and (expanded or n != "expanded")]
     return rng.choice(options) if options else None
 
 

@@ -170,13 +170,13 @@ def _own_noise(graph: Graph, n: int, kind: str, args: list[np.ndarray], outs: li
         eps = max(UNIT_ROUNDOFF[t.dtype], UNIT_ROUNDOFF[caps.get(graph.node(n).op, t.dtype)])  # type: ignore[arg-type]
         size = np.nan_to_num(np.abs(o.astype(np.float64)), nan=0.0, posinf=0.0)  # special values: no noise
         noise = NOISE_UNITS[t.dtype] * eps * size
-        if kind == "accumulate":
+        if kind in ("accumulate", "fused"):  # fused: each step may round in the dtype itself
             if acc is None:  # op(|x|): the sum of magnitudes a sum, mean or matmul rounds over
                 try:
                     acc = [np.abs(a) for a in runner([np.abs(x) if x.dtype.kind == "f" else x for x in args])]
                 except Exception:  # noqa: BLE001 - an op that rejects |x|: the cap below decides
                     acc = [np.full(np.shape(x), np.inf) for x in outs]
-            u = UNIT_ROUNDOFF.get(accumulation_dtype(t.dtype, frameworks), eps)
+            u = eps if kind == "fused" else UNIT_ROUNDOFF.get(accumulation_dtype(t.dtype, frameworks), eps)
             with np.errstate(invalid="ignore", over="ignore"):
                 extra = u * acc[i] if np.shape(acc[i]) == o.shape else np.zeros(o.shape)
             if t.dtype in ("float16", "bfloat16"):  # a 5% error in a half reduction is always reported

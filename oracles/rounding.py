@@ -9,6 +9,9 @@
   frameworks accumulate in (``accumulation_dtype``), capped in half precision at
   ``OWN_CAP`` of its value so that a 5% error in a float16 or bfloat16 reduction is
   always reported;
+* "fused": the op fuses a product into a sum (addcmul, addcdiv, lerp ...), which a
+  compiler may evaluate as separate steps each rounded in the dtype: like "accumulate"
+  with the dtype's own roundoff (same cap);
 * "": a few ulps of its own result.
 
 Hand-written specs say it in ``OpSpec.rounding``; inferred and concrete operators are
@@ -61,6 +64,10 @@ ACCUMULATE_APIS = re.compile(
     r"bmm|addmm|addbmm|baddbmm|addmv|mv|dot|vdot|inner|einsum|tensordot|linear|bilinear|conv\w*|"
     r"avg_pool\w*|avgpool\w*|adaptive_avg_pool\w*|trace|cdist|cosine_similarity|pairwise_distance|"
     r"trapz|trapezoid|cumulative_trapezoid|cumulative_trapz")
+# APIs that fuse a product (or quotient) into a sum: a compiler may evaluate them as
+# separate steps, each rounded in the dtype, so their noise is the dtype's roundoff of the
+# terms' magnitudes, not of the (possibly cancelled) result
+FUSED_APIS = re.compile(r"addcmul|addcdiv|lerp|fma|addr|xlogy|hypot")
 INDEX_APIS = re.compile(r"argmax|argmin|argsort|sort|msort|topk|topkv2|kthvalue|mode|median|nanmedian|max|min")
 
 
@@ -77,7 +84,7 @@ def _api_name(spec: OpSpec) -> str:
 
 
 def op_rounding(spec: OpSpec) -> str:
-    """How an operator rounds: "exact", "accumulate" or "" (see the module docstring):
+    """How an operator rounds: "exact", "accumulate", "fused" or "" (see the module docstring):
     the spec's ``rounding``, else its API name's."""
     if spec.rounding:
         return spec.rounding
@@ -86,6 +93,8 @@ def op_rounding(spec: OpSpec) -> str:
         return "exact"
     if ACCUMULATE_APIS.fullmatch(name):
         return "accumulate"
+    if FUSED_APIS.fullmatch(name):
+        return "fused"
     return ""
 
 

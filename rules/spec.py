@@ -76,7 +76,8 @@ class OpSpec:
     # (``oracles.compare.op_rounding``): "exact" for ops that only select or move values
     # (max, slicing, indexing, sort values, reshape: no noise, so a 1-ulp difference is a
     # bug), "accumulate" for sums of many terms (sum, mean, matmul, conv: noise from the
-    # accumulation dtype), "" for the rest (a few ulps; inferred ops are looked up by API).
+    # accumulation dtype), "fused" for a product fused into a sum (addcmul: a compiler may
+    # round each step in the dtype), "" for the rest (a few ulps; inferred ops are looked up by API).
     rounding: str = ""
 
     # -- 1. signature -----------------------------------------------------------------

@@ -200,6 +200,7 @@ class Addcmul(Inplace):
 
     id = "core.AddcmulInplace"
     n_inputs = 3
+    rounding = "fused"  # a compiler may round the product before the sum
     dtypes = FLOAT_DTYPES
 
     def rank_options(self):
