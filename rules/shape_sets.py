@@ -140,8 +140,9 @@ def other_shape_sets(graph: Graph, specs: Mapping[str, OpSpec], rng: random.Rand
     """Up to ``count`` shape sets (input leaf -> full shape), none the graph's own, in
     which only the ``dims`` (leaf, dim index) may differ from the graph's shapes.
 
-    In order: a set with one dynamic dim at 1, one with a dim at 0 (``allow_zero``), then
-    random sizes. Dims tied to a changed one (the other side of an add, of a matmul's
+    In order: a set of sizes 2 and more (the compiled symbolic kernels run as they are),
+    then one with a dynamic dim at 1 or 0 (``allow_zero``; compilers specialize these and
+    recompile), then more of the first kind. Dims tied to a changed one (the other side of an add, of a matmul's
     inner dim) follow it if they are dynamic too; otherwise the change is not admitted.
     Each set is the solution nearest its hints (other dims keep their sizes where they
     can), and depends only on ``rng`` and the graph. [] when the ops pin every dim."""
@@ -189,18 +190,29 @@ def other_shape_sets(graph: Graph, specs: Mapping[str, OpSpec], rng: random.Rand
         out.append(shapes)
         return True
 
-    # The special sizes: one dim pinned, the others hinted to their own sizes, so that the
-    # set differs from the graph's in that dim and in what it drags along.
-    for special in ([1, 0] if allow_zero else [1]):
+    def generic() -> None:
+        # sizes of 2 and more: the symbolic kernels the compile made run as they are
+        # (Dynamo and Inductor specialize 0 and 1, which recompiles)
+        for _ in range(RANDOM_TRIES + 1):
+            hints = {ld: max(2, _hint(rng, bounds, allow_zero)) for ld in dims}
+            if attempt(None, hints):
+                return
+
+    generic()
+    # then one set with a special size, one dim pinned to it, the others hinted to their
+    # own sizes, so that it differs in that dim and in what it drags along
+    specials = [1, 0] if allow_zero else [1]
+    rng.shuffle(specials)
+    for special in specials:
         if len(out) >= count:
             break
         order = [ld for ld in dims if orig[ld] != special]
         rng.shuffle(order)
-        for ld in order[:SPECIAL_TRIES]:
-            if attempt((ld, special), {**orig, ld: special}):
-                break
-    for _ in range(count + RANDOM_TRIES):
-        if len(out) >= count:
+        if any(attempt((ld, special), {**orig, ld: special}) for ld in order[:SPECIAL_TRIES]):
             break
-        attempt(None, {ld: _hint(rng, bounds, allow_zero) for ld in dims})
+    while len(out) < count and len(found) < count + 2 * RANDOM_TRIES + 8:
+        before = len(found)
+        generic()
+        if len(found) == before:
+            break
     return out[:count]

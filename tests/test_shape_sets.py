@@ -41,8 +41,9 @@ def test_broadcast_add_admits_other_batch_sizes_and_the_output_follows():
     assert g.type_of(g.outputs[0]).shape == (4, 3)
     sets = other_shape_sets(g, SPECS, random.Random(0), [(0, 0)], count=3)
     assert len(sets) == 3
-    # size 1 first, then 0, then another size; only the dynamic dim moved
-    assert [s[0][0] for s in sets[:2]] == [1, 0]
+    # a size of 2 or more first (the symbolic kernels as compiled), then 1 or 0, then
+    # another size; only the dynamic dim moved
+    assert sets[0][0][0] >= 2 and sets[0][0][0] != 4 and sets[1][0][0] in (0, 1)
     assert sets[2][0][0] not in (0, 1, 4)
     for s in sets:
         assert set(s) == {0} and s[0][1] == 3
@@ -67,7 +68,8 @@ def test_matmul_inner_dim_moves_only_when_both_sides_are_dynamic():
         assert retype(g, SPECS, s).type_of(g.outputs[0]) == f32(4, 6)
     # the outer dim is free on its own; the output follows it
     rows = other_shape_sets(g, SPECS, random.Random(0), [(0, 0)], count=2)
-    assert [retype(g, SPECS, s).type_of(g.outputs[0]).shape for s in rows] == [(1, 6), (0, 6)]
+    shapes = [retype(g, SPECS, s).type_of(g.outputs[0]).shape for s in rows]
+    assert shapes[0][0] >= 2 and shapes[1][0] in (0, 1) and all(s[1] == 6 for s in shapes)
 
 
 def test_retype_rejects_what_the_graph_does_not_admit():
