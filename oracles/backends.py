@@ -209,6 +209,10 @@ def _torch_compile(option: str) -> Prepare:
             return compiled
 
         model = _torch_model(ns, mode)
+        # a dynamic plan also captures data-dependent shapes (nonzero, masked_select,
+        # unique, .item()) into the graph instead of breaking it there
+        torch._dynamo.config.capture_scalar_outputs = mode.dynamic
+        torch._dynamo.config.capture_dynamic_output_shape_ops = mode.dynamic
         compiled = torch.compile(model, backend=tracked, dynamic=mode.dynamic, fullgraph=False)
         first = [True]
 

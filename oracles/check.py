@@ -268,29 +268,31 @@ def check_case(case: Case, backend_names: Sequence[str], specs: Mapping[str, OpS
     excused: dict[str, int] = {}
     known: dict[str, Verdict] = {}
 
-    def forward_fails(b: Backend, mode: CompileMode, count: bool) -> bool:
-        """Whether the forward call (no gradients) of ``b`` compiled in ``mode`` fails."""
+    def call_fails(b: Backend, mode: CompileMode, count: bool, label: str) -> bool:
+        """Whether call ``label`` (no gradients) of ``b`` compiled in ``mode`` fails."""
         tracker = StageTracker()
         fn = prepare(b, namespaces[b.framework], tracker, mode)
         same = b.framework == ref.framework
-        got = fn if isinstance(fn, Failed) else run_call(b, fn, replace(planned[b.framework].calls[0], grad=False),
-                                                         tracker, mutation=mutation and same, mutated=mutated)
+        call = next(c for c in planned[b.framework].calls if c.label == label)
+        got = fn if isinstance(fn, Failed) else run_call(b, fn, replace(call, grad=False), tracker,
+                                                         mutation=mutation and same, mutated=mutated)
         if count:
             _count(checks, "compiles", tracker.compiles)
         if isinstance(got, Failed):
             return True
-        exp = planned[b.framework].expectations["forward"]
-        ref_outputs = ref_runs["forward"].outputs
+        exp = planned[b.framework].expectations[label]
+        ref_outputs = ref_runs[label].outputs
         ref_outputs = ref_outputs if same or not mutation else ref_outputs[:exp.model_outputs]
         return judge_outputs(exp, specs, ref_outputs, got.outputs, (ref.framework, b.framework), None) is not None
 
-    def plan_only(b: Backend, mode: CompileMode, count: bool) -> str:
-        """The check a failure of the forward call compiled in ``mode`` (dynamic, or for a
-        backward) belongs to: "forward" if a plain compile fails too, else the mode that
-        makes it fail ("dynamic" if a dynamic compile without gradients fails)."""
-        if forward_fails(b, CompileMode(), count):
-            return "forward"
-        if mode.dynamic and (not mode.grad or forward_fails(b, replace(mode, grad=False), count)):
+    def plan_only(b: Backend, mode: CompileMode, count: bool, check: str, label: str) -> str:
+        """The check a failure of call ``label`` (forward, layout, or an input after the
+        call) of a model compiled in ``mode`` (dynamic, or for a backward) belongs to:
+        ``check`` if a plain compile fails the same call too, else the mode that makes it
+        fail ("dynamic" if a dynamic compile without gradients fails)."""
+        if call_fails(b, CompileMode(), count, label):
+            return check
+        if mode.dynamic and (not mode.grad or call_fails(b, replace(mode, grad=False), count, label)):
             return "dynamic"
         return "backward"
 
@@ -311,7 +313,9 @@ def check_case(case: Case, backend_names: Sequence[str], specs: Mapping[str, OpS
             v = replace(v, check="dynamic", unsupported=True, declined=STATIC_SHAPES)
         calls = [c for c in planned[fw].calls if c.label in ref_runs
                  and (c.check != "dynamic" or b.dynamic_shapes) and (c.check != "layout" or same)]
+        failed_label = "forward"
         for call in calls if v is None else ():
+            failed_label = call.label
             if call.label == "forward" and not use_grad:
                 call = replace(call, grad=False)
             got = run_call(b, fn, call, tracker, mutation=mutation and same, mutated=mutated,  # type: ignore[arg-type]
@@ -334,8 +338,9 @@ def check_case(case: Case, backend_names: Sequence[str], specs: Mapping[str, OpS
                 diff = judge_gradients(ref_call.grads, got.grads, gradient_kind(case.graph, specs, frameworks),
                                        grad_ref, exp.probe, excused if count else None)  # type: ignore[arg-type]
                 check = "backward"
-            elif diff is not None and diff.output >= exp.model_outputs and check == "forward":
-                check = "mutation"
+            elif diff is not None and check == "forward" and (diff.output >= exp.model_outputs or getattr(
+                    specs.get(exp.graph.node(exp.graph.outputs[diff.output][0]).op), "mutates", ())):
+                check = "mutation"  # an input after the call, or an output that is a tensor written in place
             if diff is not None:
                 message = exp.describe(diff) if check != "backward" else diff.message
                 if call.check == "dynamic":
@@ -343,8 +348,9 @@ def check_case(case: Case, backend_names: Sequence[str], specs: Mapping[str, OpS
                 v = Verdict(b.name, "mismatch", "backward" if check == "backward" else "run", message, diff.output,
                             diff.max_abs, diff.max_rel, diff.dtype, time.perf_counter() - start, check=check)
                 break
-        if v is not None and v.check == "forward" and not v.unsupported and (mode.dynamic or mode.grad):
-            v = replace(v, check=plan_only(b, mode, count))
+        if v is not None and v.check in ("forward", "layout", "mutation") and not v.unsupported \
+                and (mode.dynamic or mode.grad):
+            v = replace(v, check=plan_only(b, mode, count, v.check, failed_label))
         if count:
             _count(checks, "compiles", tracker.compiles)
         v = v or Verdict(b.name, "ok", seconds=time.perf_counter() - start)

@@ -360,13 +360,17 @@ if __name__ == "__main__":
 '''
 
 
+DYNAMO_CAPTURE = ("torch._dynamo.config.capture_scalar_outputs = True; "
+                  "torch._dynamo.config.capture_dynamic_output_shape_ops = True")
+
+
 def _plan_line(backend: str, dynamic: bool) -> str:
     """The line making ``fn``, compiling for symbolic shapes where the plan says so."""
     line = backend_source(backend)[1]
     if not dynamic or backend.partition(":")[0] not in _DYNAMIC_FAMILIES:
         return line
-    if line.startswith("fn = torch.compile("):
-        return line[:-1] + ", dynamic=True)"
+    if line.startswith("fn = torch.compile("):  # data-dependent shapes captured, as the oracle does
+        return (f"{DYNAMO_CAPTURE}; " + line[:-1] + ", dynamic=True)")
     return line[:-1] + ", input_signature=tensor_specs(tf, inputs))"
 
 
