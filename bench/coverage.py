@@ -30,6 +30,9 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# run as a script, this file's folder comes first on the path, and this file would be
+# imported as coverage.py itself
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(ROOT))
 
 RUNS = {"hybrid-guided": ("spec,inferred,concrete", True), "hybrid-unguided": ("spec,inferred,concrete", False),

@@ -105,6 +105,9 @@ class CampaignState:
     merged_from: list[dict] = field(default_factory=list, kw_only=True)
     # --coverage: the compilers' line and branch coverage and its timeline (fuzzer.coverage_feedback)
     coverage: dict = field(default_factory=dict, kw_only=True)
+    # for the campaign screen (fuzzer.screen), not saved: the last new bug in one line, live workers
+    last_bug: str = field(default="", kw_only=True)
+    workers_alive: int = field(default=0, kw_only=True)
 
     @property
     def valid_share(self) -> float:
@@ -295,6 +298,8 @@ def run_campaign(cfg: CampaignConfig, progress: Callable[[CampaignState], None] 
             state.bugs += 1
             state.bugs_by_kind[verdict.status] = state.bugs_by_kind.get(verdict.status, 0) + 1
             add_counts(state.checks, {f"bugs: {verdict.check}": 1})
+            ops = f" · {', '.join(sig.operators)}" if sig.operators else ""
+            state.last_bug = f"case {index}{ops} · {(verdict.summary().splitlines() or [''])[0]}"
 
     def settle() -> bool:
         """After reductions: merge twins, then decide parked failures until one becomes a
@@ -370,6 +375,7 @@ def run_campaign(cfg: CampaignConfig, progress: Callable[[CampaignState], None] 
                        localize_from_probe(job.members[0], job.verdict, case, result), job.result.verdicts)
             save()
             if progress is not None:
+                state.workers_alive = len(sandbox.worker_pids())
                 progress(state)
             if not health_judged and state.cases >= EARLY_CASES:
                 health_judged = True

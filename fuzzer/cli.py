@@ -51,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=positive_int,
                    help="cases compiled together as one model (default: 8 for Inductor and XLA, else 1)")
     p.add_argument("--json", action="store_true", help="print campaign.json's figures as one line at the end")
+    p.add_argument("--quiet", action="store_true",
+                   help="no live screen: one plain progress line a minute and the final line (for logs)")
     p.add_argument("--ops", default="spec,inferred,concrete",
                    help="operator kinds to draw from: a comma list of spec (hand-written), inferred (from rules), "
                         "concrete (replayed records); default all three")

@@ -52,9 +52,9 @@ def _coverage_sources(args: argparse.Namespace, backends: list[str]) -> tuple[st
 
 
 def cmd_fuzz(args: argparse.Namespace) -> int:
-    from fuzzer.campaign import (CampaignConfig, CampaignError, default_batch, parse_duration, print_progress,
-                                 run_campaign)
+    from fuzzer.campaign import CampaignConfig, CampaignError, default_batch, parse_duration, run_campaign
     from fuzzer.quiet import native_output_to
+    from fuzzer.screen import Display, campaign_display
 
     try:
         seconds = parse_duration(args.time)
@@ -76,21 +76,25 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
                          batch=args.batch or default_batch(backends), reduce_s=args.reduce_time, ignore=ignore,
                          ops=tuple(op_specs_kinds(args.ops)), checks=tuple(args.checks),
                          coverage=coverage, guide=args.guide)
+    display = Display(None)
     try:
-        # what the frameworks print (banners, warnings, MKL's complaints) goes to the log
-        with native_output_to(out / "logs" / "campaign.log") as terminal:
+        # what the frameworks print (banners, warnings, MKL's complaints) goes to the log;
+        # the display (fuzzer.screen: live panel, --quiet lines, or a line per case) to the terminal
+        with native_output_to(out / "logs" / "campaign.log") as terminal, \
+                campaign_display(terminal, backends, seconds, args.workers, quiet=args.quiet, json=args.json) as display:
             for fw in {"tensorflow" if b.startswith("tf.") else "torch" for b in backends}:
                 ready_framework(fw)
-            state = run_campaign(cfg, None if args.json else lambda s: print_progress(s, terminal))
+            state = run_campaign(cfg, display.progress)
     except CampaignError as e:
-        if not args.json:
+        if display.open_line:
             print(file=sys.stderr)  # end the progress line
         raise UsageError(str(e)) from None
     figures = {k: v for k, v in state.to_json().items() if k not in ("ops", "timeline", "next_index", "version")}
     if args.json:
         print(json.dumps(figures))
     else:
-        print(file=sys.stderr)
+        if display.open_line:
+            print(file=sys.stderr)
         print(f"{state.cases} cases ({state.valid} valid, {state.valid_share:.0%}) in {state.seconds:.0f} s, {figures['cases_per_minute']} cases/min; "
               f"{state.bugs} distinct bugs {state.bugs_by_kind or ''}"
               f"{f'; skipped {state.skipped}' if state.skipped else ''}"

@@ -24,6 +24,7 @@ import importlib.util
 import json
 import os
 import sqlite3
+import sys
 import time
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -125,6 +126,7 @@ class WorkerMeter:
                                      auto_data=False)
         self.arcs = 0
         self.flush_seconds = 0.0
+        self.cases = 0
 
     @classmethod
     def from_env(cls) -> "WorkerMeter | None":
@@ -159,12 +161,19 @@ class WorkerMeter:
                 pass
         self.arcs = arc_count(self.path)
 
-    def after_case(self) -> int:
+    def after_case(self) -> int | None:
+        """The arcs the case just run added; None if the flush failed (the data file was
+        busy past SQLite's timeout: the arcs stay collected and go with the next flush)."""
         start = time.monotonic()
-        self._flush()
+        self.cases += 1
+        try:
+            self._flush()
+        except Exception:  # noqa: BLE001 - coverage.py's DataError, sqlite3's errors
+            return None
+        finally:
+            self.flush_seconds += time.monotonic() - start
         arcs = arc_count(self.path)
         new, self.arcs = arcs - self.arcs, arcs
-        self.flush_seconds += time.monotonic() - start
         return max(new, 0)
 
     def close(self) -> None:
@@ -173,3 +182,5 @@ class WorkerMeter:
             self.cov.save()
         except Exception:  # noqa: BLE001 - exiting; the last flushed case is on disk
             pass
+        print(f"dlfuzz coverage: {self.cases} cases flushed in {self.flush_seconds:.2f} s, {self.arcs} arcs",
+              file=sys.stderr, flush=True)
