@@ -15,7 +15,9 @@ the campaign's start). The interval grows to 20 times the last combine's cost, s
 combining stays under 5% of the parent's time.
 
 A resumed campaign folds what is on disk (the combined file and any worker file an
-interrupted run left) before its workers start, and they start from it.
+interrupted run left) before its workers start, and they start from it; guidance's
+bandit and seed pool start afresh. ``DLFUZZ_COVERAGE_INTERVAL_S`` sets the interval
+(``bench/coverage.py``: 15 s, for finer timelines).
 """
 
 from __future__ import annotations

@@ -252,20 +252,24 @@ class Guide:
                                 "mutant_of": parent.provenance.get("index")})
 
 
-def _swappable(spec: OpSpec | None) -> bool:
-    return spec is not None and not getattr(spec, "mutates", ()) and not alias_inputs(spec)
+def _swappable(spec: OpSpec | None, strict: bool) -> bool:
+    """Not an in-place operator; in a graph that writes in place (``strict``) not one whose
+    result may share its input's storage either: then the swap keeps the aliasing as it is."""
+    return spec is not None and not getattr(spec, "mutates", ()) and not (strict and alias_inputs(spec))
 
 
 def swap_operator(graph: Graph, generator: Generator, rng: random.Random, tries: int = 4) -> Graph | None:
     """A copy of ``graph`` with one operator node re-instantiated: as another operator
     taking the same input types and producing the same output types, or as the same one
-    with other attributes. None if no node could be swapped in ``tries`` nodes. Graphs
-    that write in place are left alone (swapping would break the aliasing rules)."""
+    with other attributes. None if no node could be swapped in ``tries`` nodes. In-place
+    operators are never swapped in or out, and in a graph that has one, neither are views
+    (``rules.specs.inplace``): what aliases what stays as it was."""
     by_id = generator.by_id
-    if any(op not in by_id for op in graph.op_ids()) or has_mutation(graph, by_id):
+    if any(op not in by_id for op in graph.op_ids()):
         return None
+    strict = has_mutation(graph, by_id)
     g = graph.copy()
-    nodes = [n for n in g.op_nodes() if _swappable(by_id.get(g.node(n).op))]
+    nodes = [n for n in g.op_nodes() if _swappable(by_id.get(g.node(n).op), strict)]
     rng.shuffle(nodes)
     draw = generator.draw
     for nid in nodes[:tries]:
@@ -278,7 +282,7 @@ def swap_operator(graph: Graph, generator: Generator, rng: random.Random, tries:
         for kind in draw.kinds:
             for group in draw.accepting[kind].get(key, []) if key is not None else []:
                 others += [s for s in group if s.id != old.id and s.n_inputs == old.n_inputs
-                           and tuple(s.weight_inputs) == tuple(old.weight_inputs) and _swappable(s)]
+                           and tuple(s.weight_inputs) == tuple(old.weight_inputs) and _swappable(s, strict)]
         picks = rng.sample(others, min(len(others), 5))
         if rng.random() < 0.5 or not picks:
             picks.insert(0, old)  # the same operator, other attributes
