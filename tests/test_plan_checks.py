@@ -143,3 +143,44 @@ def test_a_campaign_finds_each_planted_fault_and_a_forward_only_campaign_does_no
     state = json.loads((tmp_path / "all" / "campaign.json").read_text())
     assert state["checks"][f"bugs: {FOUND[backend][0]}"] == len(bugs)
     assert campaign(tmp_path / "forward", backend, ("forward",)) == []
+
+
+class _SilentSilu:
+    """``silu(x, inplace=True)`` without declaring the write (as an inferred API with an
+    ``inplace`` argument, or one updating running statistics, does)."""
+
+    id = "test.SilentSiluInplace"
+    n_inputs = 1
+    mutates = ()
+    weight_inputs = ()
+    unstable_outputs = ()
+    discontinuous = False
+    rounding = ""
+    frameworks = ("torch",)
+    api = "torch.nn.functional.silu"
+
+    def dtype_options(self, framework):
+        return [("float32",)]
+
+    def code(self, framework, args, attrs):
+        return f"torch.nn.functional.silu({args[0]}, inplace=True)"
+
+    def helpers(self, framework):
+        return {}
+
+
+def test_an_input_an_op_writes_without_declaring_it_is_judged_by_that_op_and_a_dropped_write_still_found():
+    specs = {**SPECS, _SilentSilu.id: _SilentSilu()}
+    g = Graph()
+    t = TensorType((4, 5), "float32")
+    x = g.add_leaf(t)
+    w = g.add_op(_SilentSilu.id, {}, [x], [t])[0]
+    g.outputs = [g.add_op("core.Exp", {}, [w], [t])[0]]
+    case = Case(g, "torch", {0: ValueSpec(1, -1.0, 1.0)}, plan=CheckPlan(mutation=True))
+    # Inductor's silu may round differently from eager's: the written input is judged as
+    # silu's result, not bit for bit as an untouched input
+    result = check_case(case, ["torch.eager", "torch.compile"], specs)
+    assert result.valid and result.bugs == [], result.bugs
+    assert result.checks["mutation: input written by an op that does not declare it"] == 1
+    dropped = check_case(case, ["torch.eager", PLANTED + "drops_input_mutation"], specs)
+    assert [(v.check, v.status) for v in dropped.bugs] == [("mutation", "mismatch")]
