@@ -36,8 +36,10 @@ Value = tuple[int, int]
 
 # ---- float64 ---------------------------------------------------------------------------
 
-def promote_float64(graph: Graph, framework: str, specs: Mapping[str, OpSpec]) -> Graph | None:
-    """A copy of ``graph`` computing in float64, or None where a spec forbids it."""
+def promote_float64(graph: Graph, framework: str, specs: Mapping[str, OpSpec], strict: bool = True) -> Graph | None:
+    """A copy of ``graph`` computing in float64, or None where a spec forbids it
+    (``strict=False``: where a spec lacks the framework; its dtype options, learned from
+    the samples seen, are not asked: the caller runs it and sees)."""
     data = graph.to_json()
     for node in data["nodes"]:
         for t in node["types"]:
@@ -52,7 +54,7 @@ def promote_float64(graph: Graph, framework: str, specs: Mapping[str, OpSpec]) -
         if framework not in spec.frameworks:
             return None
         combo = tuple(promoted.type_of(v).dtype for v in promoted.inputs_of(n))
-        if combo not in {tuple(c) for c in spec.dtype_options(framework)}:
+        if strict and combo not in {tuple(c) for c in spec.dtype_options(framework)}:
             return None
     return promoted
 
