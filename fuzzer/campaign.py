@@ -323,7 +323,7 @@ def run_campaign(cfg: CampaignConfig, progress: Callable[[CampaignState], None] 
     special = not both and "tf.xla" not in cfg.backends
     frameworks = frameworks_of(cfg.backends)
     prefetch = Prefetcher(model_maker(generator, spec_map, cfg.seed, guide, special_values=special,
-                                      checks=cfg.checks, frameworks=frameworks),
+                                      checks=cfg.checks, frameworks=frameworks, batch=cfg.batch),
                           state.next_index,
                           depth=cfg.batch * (cfg.workers + 1))
     with prefetch, Sandbox(cfg.backends, timeout_s=cfg.timeout_s * max(1, cfg.batch // 2), workers=cfg.workers,

@@ -300,8 +300,13 @@ def swap_operator(graph: Graph, generator: Generator, rng: random.Random, tries:
 
 
 def model_maker(generator: Generator, specs: Mapping[str, OpSpec], seed: int, guide: Guide | None, *,
-                checks: Sequence[str], **model_kw) -> Callable[[int], Model]:
-    """``make(index)`` for the campaign's prefetcher: plain ``make_model`` without a guide."""
+                checks: Sequence[str], batch: int = 1, **model_kw) -> Callable[[int], Model]:
+    """``make(index)`` for the campaign's prefetcher: plain ``make_model`` without a guide.
+    ``batch``: the campaign's batch size; the models of one batch share the stream that
+    decides which checks their plans have (``fuzzer.models.make_model``'s ``group``)."""
+    def group(index: int) -> int | None:
+        return index // batch if batch > 1 else None
+
     if guide is None:
-        return lambda index: make_model(generator, specs, seed, index, checks=checks, **model_kw)
-    return lambda index: guide.make(index, generator, checks=checks, **model_kw)
+        return lambda index: make_model(generator, specs, seed, index, checks=checks, group=group(index), **model_kw)
+    return lambda index: guide.make(index, generator, checks=checks, group=group(index), **model_kw)

@@ -52,14 +52,16 @@ def make_case(generator: Generator, seed: int, index: int, draw: int = 0) -> Cas
 
 def make_model(generator: Generator, specs: Mapping[str, OpSpec], seed: int, index: int, *,
                special_values: bool = True, checks: Sequence[str] = ("forward",),
-               frameworks: Sequence[str] | None = None, case_for: Callable[[int], Case | None] | None = None) -> Model:
+               frameworks: Sequence[str] | None = None, case_for: Callable[[int], Case | None] | None = None,
+               group: int | None = None) -> Model:
     """Generate model ``index`` and search values for it (runs it in eager mode).
     ``special_values``: False for torch-vs-tensorflow and XLA campaigns, where NaN and
     infinity propagate by each framework's own documented rules (``tf.maximum``; XLA's
     fast min/max), not a bug. ``checks``: the check kinds its plan may use
     (``fuzzer.plan``); ``frameworks``: those of the backends under test. ``case_for(draw)``:
     a case made otherwise (coverage guidance's mutants, ``fuzzer.guidance``), or None for
-    the generated one."""
+    the generated one. ``group``: models of one group (a campaign's batch) draw which
+    checks their plans have from one stream (``fuzzer.plan.draw_plan``'s ``kinds``)."""
     for draw in range(DRAWS_PER_MODEL):
         case = (case_for(draw) if case_for is not None else None) or make_case(generator, seed, index, draw)
         # the value mode (wide integers, special floats) has its own stream: plain cases
@@ -73,8 +75,9 @@ def make_model(generator: Generator, specs: Mapping[str, OpSpec], seed: int, ind
         if search.ok:
             break
     if search.ok and set(checks) - {"forward"}:
+        kinds = None if group is None else random.Random(f"{seed}/group{group}/checks")
         case.plan = draw_plan(case, specs, random.Random(f"{seed}/{index}/{draw}/plan"), checks,
-                              frameworks or (case.framework,))
+                              frameworks or (case.framework,), kinds)
     return Model(case, search, discarded=draw)
 
 

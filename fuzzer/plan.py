@@ -38,16 +38,21 @@ def has_gradient_path(case: Case) -> bool:
 
 
 def draw_plan(case: Case, specs: Mapping[str, OpSpec], rng: random.Random, checks: Sequence[str] = CHECK_KINDS,
-              frameworks: Sequence[str] = ("torch",)) -> CheckPlan:
+              frameworks: Sequence[str] = ("torch",), kinds: random.Random | None = None) -> CheckPlan:
     """A plan for ``case`` using only ``checks``; ``frameworks``: those of the backends
-    under test (layouts and mutation are PyTorch's)."""
+    under test (layouts and mutation are PyTorch's). ``kinds``: the stream that decides
+    which checks the plan has (default ``rng``); a campaign that batches cases gives the
+    members of one batch the same stream, so that a batch compiled for symbolic shapes or
+    with a backward holds only cases that asked for it (one such compile costs several
+    plain ones)."""
+    kinds = kinds or rng
     from oracles.layouts import draw_layout  # the layouts' names and rules live with the oracle
     from rules.shape_sets import dynamic_dim_candidates, other_shape_sets
 
     graph = case.graph
     plan = CheckPlan()
     torch_only = set(frameworks) == {"torch"}
-    if "dynamic" in checks and rng.random() < SHARE["dynamic"]:
+    if "dynamic" in checks and kinds.random() < SHARE["dynamic"]:
         candidates = dynamic_dim_candidates(graph)
         if candidates:
             dims = sorted(rng.sample(candidates, min(len(candidates), rng.choice((1, 2, 2, 3)))))
@@ -58,10 +63,10 @@ def draw_plan(case: Case, specs: Mapping[str, OpSpec], rng: random.Random, check
                 plan.dynamic_dims, plan.shape_sets = dims, sets
     # (no gradients through deliberate NaN, infinity or subnormal inputs: their
     # derivatives are undefined or overflow, and frameworks differ there by design)
-    if "backward" in checks and rng.random() < SHARE["backward"] and has_gradient_path(case) \
+    if "backward" in checks and kinds.random() < SHARE["backward"] and has_gradient_path(case) \
             and not has_special(case.values.values()):
         plan.backward_seed = rng.randrange(2**31)
-    if "layout" in checks and torch_only and rng.random() < SHARE["layout"]:
+    if "layout" in checks and torch_only and kinds.random() < SHARE["layout"]:
         from rules.specs.inplace import written_inputs
 
         # never a stride-0 tensor where the model writes: writing into one is a user

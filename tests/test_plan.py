@@ -85,3 +85,26 @@ def test_the_hypothesis_strategy_draws_plans_of_the_checks_asked_for():
     case = find(models(max_nodes=4, checks="forward,backward,layout"), lambda c: c.plan.backward,
                 settings=quick)
     assert case.plan.backward and not case.plan.dynamic and not case.plan.mutation
+
+
+def test_the_cases_of_one_batch_share_which_checks_they_have():
+    """A batch is compiled once: for symbolic shapes or with a backward if any member's
+    plan asks; members of a group draw those decisions from one stream, so a batch's
+    compile mode is what its members asked for, not the union of eight coin flips."""
+    import random
+
+    from corpus.values import has_special
+    from fuzzer.plan import SHARE, has_gradient_path
+
+    src = model_source("torch", 6, ("spec",))
+    seen = set()
+    for group in range(4):
+        coins = random.Random(f"2/group{group}/checks")
+        dynamic, backward = coins.random() < SHARE["dynamic"], coins.random() < SHARE["backward"]
+        seen.add((dynamic, backward))
+        for i in range(8):
+            case = make_model(src.generator, src.specs, 2, 8 * group + i, checks=CHECK_KINDS, group=group).case
+            assert not case.plan.dynamic or dynamic  # (a dynamic plan also needs another shape set)
+            if has_gradient_path(case) and not has_special(case.values.values()):
+                assert case.plan.backward == backward
+    assert len(seen) > 1  # groups differ
