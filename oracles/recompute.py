@@ -181,7 +181,8 @@ def _own_noise(graph: Graph, n: int, kind: str, args: list[np.ndarray], outs: li
             u = eps if kind == "fused" else UNIT_ROUNDOFF.get(accumulation_dtype(t.dtype, frameworks), eps)
             with np.errstate(invalid="ignore", over="ignore"):
                 extra = u * acc[i] if np.shape(acc[i]) == o.shape else np.zeros(o.shape)
-            if t.dtype in ("float16", "bfloat16"):  # a 5% error in a half reduction is always reported
+            if t.dtype in ("float16", "bfloat16") and kind == "accumulate":  # a 5% error in a half
+                # reduction is always reported (a fused op's two roundings are bounded by eps * terms)
                 extra = np.minimum(extra, np.maximum(OWN_CAP * size - noise, 0.0))
             noise = noise + np.nan_to_num(extra, posinf=0.0)
         own[(n, i)] = noise
