@@ -279,3 +279,13 @@ def drops_input_mutation(gm: torch.fx.GraphModule, example_inputs):
         return gm.forward(*[a.clone() if isinstance(a, torch.Tensor) else a for a in args])
 
     return run
+
+
+def off_by_two_percent(gm: torch.fx.GraphModule, example_inputs):
+    """Every float output 2% too large: a plain wrong result, for allowance tests."""
+    def call(*args):
+        outs = gm.forward(*args)
+        scale = lambda t: t * 1.02 if isinstance(t, torch.Tensor) and t.is_floating_point() else t  # noqa: E731
+        return type(outs)(scale(o) for o in outs) if isinstance(outs, (tuple, list)) else scale(outs)
+
+    return call

@@ -184,3 +184,17 @@ def test_an_input_an_op_writes_without_declaring_it_is_judged_by_that_op_and_a_d
     assert result.checks["mutation: input written by an op that does not declare it"] == 1
     dropped = check_case(case, ["torch.eager", PLANTED + "drops_input_mutation"], specs)
     assert [(v.check, v.status) for v in dropped.bugs] == [("mutation", "mismatch")]
+
+
+def test_a_fused_multiply_add_allowance_still_reports_a_two_percent_error():
+    """addcmul_'s allowance covers a compiler rounding its product before the sum (eps of
+    the dtype times the terms), not a wrong result."""
+    g = Graph()
+    t = TensorType((4, 4), "float16")
+    x, a, b = g.add_leaf(t), g.add_leaf(t), g.add_leaf(t)
+    g.outputs = g.add_op("core.AddcmulInplace", {"value": 1.0}, [x, a, b], [t])  # judged as addcmul's result
+    case = Case(g, "torch", {0: ValueSpec(1, -1.0, 1.0), 1: ValueSpec(2, -1.0, 1.0), 2: ValueSpec(3, -1.0, 1.0)},
+                plan=CheckPlan(mutation=True))
+    assert check_case(case, ["torch.eager", "torch.compile:aot_eager"], SPECS).bugs == []
+    found, _ = bug(case, "off_by_two_percent")
+    assert found is not None and found.status == "mismatch"
