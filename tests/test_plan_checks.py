@@ -20,6 +20,7 @@ from corpus.tensor_type import TensorType
 from corpus.values import ValueSpec
 from oracles.check import check_case
 from rules.specs import SPECS
+from tests.test_oracles import chain as oracle_chain
 
 PLANTED = "torch.compile:tests.planted_backends:"
 DYNAMIC = CheckPlan(dynamic_dims=[(0, 0), (1, 0)], shape_sets=[{0: (5, 4), 1: (5, 4)}])
@@ -28,15 +29,10 @@ LAYOUT = CheckPlan(layouts={0: "transposed"})
 
 
 def chain(ops, plan: CheckPlan = CheckPlan(), shape=(3, 4), dtype="float32") -> Case:
-    """x, y -> op1 -> op2 ...: binary ops take y as their second input."""
-    g = Graph()
-    t = TensorType(shape, dtype)
-    x, y = g.add_leaf(t), g.add_leaf(t)
-    v = x
-    for op in ops:
-        v = g.add_op(op, {}, [v, y] if SPECS[op].n_inputs == 2 else [v], [t])[0]
-    g.outputs = [v]
-    return Case(g, "torch", {0: ValueSpec(1, -1.0, 1.0), 1: ValueSpec(2, -1.0, 1.0)}, plan=plan)
+    """x, y -> op1 -> op2 ... (``tests.test_oracles.chain``) with a check plan."""
+    case = oracle_chain(ops, shape, dtype)
+    case.plan = plan
+    return case
 
 
 def written(view: bool, plan: CheckPlan = CheckPlan(mutation=True), op: str = "core.TanhInplace") -> Case:

@@ -34,6 +34,7 @@ import z3
 from corpus.graph import Graph, Value
 from corpus.tensor_type import ALL_DTYPES, FLOAT_DTYPES, INT_DTYPES, SIGNED_INT_DTYPES
 from rules.spec import OpSpec, SymTensor, numel
+from rules.specs.shape import clamp_bounds
 
 MAX_RANK = 5
 NUMERIC = FLOAT_DTYPES + INT_DTYPES
@@ -138,11 +139,7 @@ class Clamp(Inplace):
         return [(r,) for r in range(MAX_RANK + 1)]
 
     def sample_attrs(self, ranks, dtypes, rng):
-        if dtypes[0] in FLOAT_DTYPES:
-            lo, hi = rng.randint(-16, 4) / 8, rng.randint(-4, 16) / 8
-        else:
-            lo, hi = rng.randint(0 if dtypes[0] == "uint8" else -6, 3), rng.randint(0, 6)
-        return {"min": min(lo, hi), "max": max(lo, hi)}
+        return clamp_bounds(dtypes[0], rng)  # the bounds core.Clamp draws
 
     def torch_code(self, args, attrs):
         return f"{args[0]}.clamp_({attrs['min']!r}, {attrs['max']!r})"

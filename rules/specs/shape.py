@@ -539,6 +539,15 @@ class Where(Shaped):
         return [SymTensor(self._bcast(ins)[1], ins[1].dtype)]
 
 
+def clamp_bounds(dtype: str, rng) -> dict:
+    """``min`` <= ``max`` for a clamp of ``dtype``: around zero, within what the dtype holds."""
+    if dtype in FLOAT_DTYPES:
+        lo, hi = rng.randint(-16, 4) / 8, rng.randint(-4, 16) / 8
+    else:
+        lo, hi = rng.randint(0 if dtype == "uint8" else -6, 3), rng.randint(0, 6)
+    return {"min": min(lo, hi), "max": max(lo, hi)}
+
+
 class Clamp(Shaped):
     """Bounds drawn as multiples of 1/8 (exact in every float dtype), integers for ints."""
 
@@ -548,11 +557,7 @@ class Clamp(Shaped):
     torch_t, tf_t = "torch.clamp({0}, {min}, {max})", "tf.clip_by_value({0}, {min}, {max})"
 
     def sample_attrs(self, ranks, dtypes, rng):
-        if dtypes[0] in FLOAT_DTYPES:
-            lo, hi = rng.randint(-16, 4) / 8, rng.randint(-4, 16) / 8
-        else:
-            lo, hi = rng.randint(0 if dtypes[0] == "uint8" else -6, 3), rng.randint(0, 6)
-        return {"min": min(lo, hi), "max": max(lo, hi)}
+        return clamp_bounds(dtypes[0], rng)
 
 
 class Cast(Shaped):
