@@ -58,7 +58,7 @@ import numpy as np
 
 from corpus.graph import Graph
 from corpus.tensor_type import is_float
-from oracles.rounding import PRECISION_ORDER, exact_nodes, is_index_op
+from oracles.rounding import PRECISION_ORDER, exact_nodes, is_index_op, op_rounding
 from rules.spec import OpSpec
 
 # dtype -> (atol, rtol) without a float64 reference. Half precision accumulates a few ulps
@@ -197,6 +197,20 @@ def is_discontinuous(graph: Graph, node: int, specs: Mapping[str, OpSpec]) -> bo
     return float_in and any(not is_float(t.dtype) for t in n.types)
 
 
+def rounded_int_nodes(graph: Graph, specs: Mapping[str, OpSpec]) -> set[int]:
+    """Nodes whose integers may be one unit off by a rounding inside an integer op: the
+    ops that compute through floats and round back (``ROUNDS_THROUGH_FLOAT``), and ops
+    that only select or move such values (stack, slice, max: one unit in, one unit out;
+    integer arithmetic on them may widen it, and stays judged exactly)."""
+    rounded: set[int] = set()
+    for n in graph.op_nodes():  # in topological order
+        spec = specs[graph.node(n).op]  # type: ignore[index]
+        if ROUNDS_THROUGH_FLOAT.search(getattr(spec, "api", "") or "") or (
+                op_rounding(spec) == "exact" and any(v[0] in rounded for v in graph.inputs_of(n))):
+            rounded.add(n)
+    return rounded
+
+
 def output_kinds(graph: Graph, specs: Mapping[str, OpSpec], frameworks: Sequence[str] = ()) -> list[OutputKind]:
     """How each output may be compared when ``frameworks`` (reference's and candidate's)
     run the graph."""
@@ -210,16 +224,15 @@ def output_kinds(graph: Graph, specs: Mapping[str, OpSpec], frameworks: Sequence
             for user, _ in graph.users_of((n, i)):
                 unstable_nodes.add(user)
                 unstable_nodes |= nx.descendants(g, user)
+    rounded = rounded_int_nodes(graph, specs)
     kinds = []
     for node, idx in graph.outputs:
         listed = graph.node(node).kind == "op" and idx in specs[graph.node(node).op].unstable_outputs  # type: ignore[index]
         ancestors = nx.ancestors(g, node) | {node}
         disc = frozenset(a for a in ancestors if is_discontinuous(graph, a, specs))
         index = any(is_index_op(specs[graph.node(a).op]) for a in disc)  # type: ignore[index]
-        rounds = graph.node(node).kind == "op" and bool(ROUNDS_THROUGH_FLOAT.search(
-            getattr(specs[graph.node(node).op], "api", "") or ""))  # type: ignore[index]
         kinds.append(OutputKind(listed or node in unstable_nodes, disc, value_precision(graph, node, caps),
-                                node in exact, index, rounds))
+                                node in exact, index, node in rounded))
     return kinds
 
 

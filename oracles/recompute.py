@@ -76,7 +76,7 @@ def float64_outputs(graph: Graph, framework: str, values: Mapping[int, ValueSpec
     ``ns`` is the reference's namespace for the original graph (its leaf values are
     reused); it is loaded when not given.
     """
-    promoted = promote_float64(graph, framework, specs)
+    promoted = promote_float64(graph, framework, specs, strict=False)
     if promoted is None:
         return None
     try:
@@ -122,7 +122,7 @@ def measure_noise(graph: Graph, framework: str, specs: Mapping[str, OpSpec], ns:
     from it. ``caps``: ops computing coarser than their dtype (``compare.precision_caps``);
     ``frameworks``: those whose accumulation dtypes count (``rounding.accumulation_dtype``)."""
     caps = caps or {}
-    promoted = promote_float64(graph, framework, specs)
+    promoted = promote_float64(graph, framework, specs, strict=False)
     assert promoted is not None
     leaves = {v: (a.astype(np.float64) if a.dtype.kind == "f" else a) for v, a in _leaf_arrays(graph, ns).items()}
     runners = {n: op_runner(promoted, n, framework, specs)[0] for n in promoted.op_nodes()}
