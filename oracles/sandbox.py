@@ -22,6 +22,7 @@ from __future__ import annotations
 import collections
 import multiprocessing.connection
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -248,6 +249,9 @@ class Sandbox:
         self.new_arcs: dict[int, int] = {}  # id(case) -> arcs it added, while measuring coverage (the caller pops)
         # Workers' output goes to log_dir/worker-<slot>.log (a fresh temporary folder if
         # none is given), so that a failed start can say what went wrong and where.
+        # A temporary folder is removed on close, unless a worker failed to start (its
+        # error names the log to read).
+        self._own_log_dir = log_dir is None
         self.log_dir = Path(log_dir) if log_dir is not None else Path(tempfile.mkdtemp(prefix="dlfuzz-workers-"))
         self.log_dir.mkdir(parents=True, exist_ok=True)
 
@@ -299,6 +303,8 @@ class Sandbox:
             if w is not None:
                 w.stop()
                 self._slots[i] = None
+        if self._own_log_dir and not self.start_failures:
+            shutil.rmtree(self.log_dir, ignore_errors=True)
 
     def __enter__(self) -> "Sandbox":
         return self
@@ -325,6 +331,7 @@ class Sandbox:
             w.stop()
             w = None
         if w is None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)  # (a sandbox used again after close)
             w = _Worker(self.backends, self._specs, self.log_dir / f"worker-{i}.log", self._worker_env)
             self._slots[i] = w
         return w

@@ -33,6 +33,22 @@ def test_an_abort_becomes_a_verdict_and_a_new_worker_checks_the_next_case():
         assert after.valid and [v.status for v in after.verdicts] == ["ok", "ok"]
 
 
+def test_a_sandbox_removes_its_own_temporary_log_folder_and_keeps_a_given_one(tmp_path):
+    sandbox = Sandbox(["torch.eager", "torch.compile:eager"], timeout_s=60)
+    assert sandbox.check(chain(["core.Add"])).valid
+    temporary = sandbox.log_dir
+    assert (temporary / "worker-0.log").exists()
+    sandbox.close()
+    assert not temporary.exists()
+    assert sandbox.check(chain(["core.Sin"])).valid  # used again after close: a fresh folder
+    sandbox.close()
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "worker-0.log").write_text("an earlier run's log")
+    with Sandbox(["torch.eager", "torch.compile:eager"], timeout_s=60, log_dir=tmp_path / "logs"):
+        pass
+    assert (tmp_path / "logs" / "worker-0.log").read_text() == "an earlier run's log"
+
+
 @pytest.mark.slow
 def test_a_hang_becomes_a_timeout_and_the_backends_after_it_are_still_judged():
     backends = ["torch.eager", ABORTS, HANGS, "torch.compile:aot_eager", PLANTED + "raises_on_exp"]
