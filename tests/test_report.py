@@ -268,6 +268,22 @@ def test_literal_inputs_are_exactly_the_values_the_oracle_ran(dtype):
     assert torch.equal(made, written)
 
 
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
+def test_special_float_literals_are_python_that_gives_them_back(dtype):
+    """nan and inf have no Python literal, and "-0" reads as the integer 0 (a snippet of
+    an Inductor campaign's NaN bug raised NameError: name 'inf' is not defined)."""
+    import numpy as np
+    import torch
+
+    from reports.snippet import _literal
+
+    array = np.array([np.nan, np.inf, -np.inf, -0.0, 0.0, 1.5], dtype="float32" if dtype == "bfloat16" else dtype)
+    written = torch.tensor(eval(_literal(array, dtype)), dtype=getattr(torch, dtype))
+    made = torch.from_numpy(array).to(getattr(torch, dtype))
+    torch.testing.assert_close(written, made, equal_nan=True, atol=0, rtol=0)
+    assert torch.equal(torch.signbit(written)[1:], torch.signbit(made)[1:])  # (a NaN's sign is no value)
+
+
 @pytest.mark.parametrize("message,line", [
     ("output 0: shape (1,) where the reference has ()", "assert actual[0].shape == expected[0].shape"),
     ("output 0: dtype int64 where the reference has int32", "assert actual[0].dtype == expected[0].dtype"),
