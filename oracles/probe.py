@@ -25,7 +25,7 @@ from corpus.graph import Graph
 from corpus.tensor_type import is_float
 from corpus.values import ValueSpec
 from oracles.compare import (DISCONTINUOUS_APIS, NEAR_DISCONTINUITY, NEAR_TIE, PROBE_FAILED, is_discontinuous, judged_tolerance,
-                             tolerance, value_precision)
+                             rounded_int_nodes, tolerance, value_precision)
 from oracles.rounding import exact_nodes, is_index_op, ties_documented
 from rules.execute import load_module
 from rules.spec import OpSpec
@@ -173,6 +173,7 @@ class DiscontinuityProbe:
         self.frameworks = tuple(frameworks) or (framework,)  # the reference's and the candidates'
         self._env: dict[Value, np.ndarray] | None = None
         self._exact = exact_nodes(graph, specs)
+        self._rounded = rounded_int_nodes(graph, specs)
         self._runners: dict[int, Any] = {}
         # node -> (reason, per graph output: the elements depending on its near-jumps)
         self._found: dict[int, tuple[str, list[np.ndarray | None]]] = {}
@@ -242,6 +243,9 @@ class DiscontinuityProbe:
         loose = _tolerance_deltas(self.graph, node, env, self.caps)
         deltas = {}
         for p, v in enumerate(self.graph.inputs_of(node)):
+            if v[0] in self._rounded and not is_float(self.graph.type_of(v).dtype):
+                deltas[p] = np.ones(np.shape(env[v]))  # one unit either way (rounded_int_nodes)
+                continue
             if p not in loose:
                 continue
             if v[0] in self._exact:

@@ -349,3 +349,48 @@ def test_an_op_whose_learned_dtypes_lack_float64_still_gets_a_float64_reference(
     assert float64_outputs(g, "tensorflow", case.values, specs) is not None
     result = check_case(case, ["tf.eager", "tf.xla"], specs)
     assert result.valid and result.bugs == [], result.summary()
+
+
+@pytest.mark.tensorflow
+def test_a_comparison_of_integers_an_image_op_rounded_is_probed_one_unit_either_way():
+    """adjust_saturation of an int32 image, then not_equal: XLA's one-unit rounding flips
+    one comparison (a 10-minute XLA campaign's false alarm). The probe moves the rounded
+    integers by one unit and excuses what depends on a flip, counted; nothing else."""
+    from oracles.compare import NEAR_DISCONTINUITY, is_discontinuous
+    from rules.specs import SPECS
+
+    adjust = Call("tf.image.adjust_saturation#t", {"tensorflow": "tf.image.adjust_saturation({0}, 0.5)"})
+    ne = Call("tf.math.not_equal#t", {"tensorflow": "tf.math.not_equal({0}, {1})"}, n_inputs=2)
+    specs = dict(SPECS, **{adjust.id: adjust, ne.id: ne})
+    g = Graph()
+    shape = (2, 4, 8, 3)
+    x7, x11 = g.add_leaf(TensorType(shape, "int32")), g.add_leaf(TensorType(shape, "int32"))
+    [img] = g.add_op(adjust.id, {}, [x7], [TensorType(shape, "int32")])
+    g.outputs = g.add_op(ne.id, {}, [img, x11], [TensorType(shape, "bool")])
+    assert is_discontinuous(g, g.outputs[0][0], specs) and not is_discontinuous(g, img[0], specs)
+    case = Case(g, "tensorflow", {x7[0]: ValueSpec(1763100618, 0, 2), x11[0]: ValueSpec(7930, 0, 2)})
+    result = check_case(case, ["tf.eager", "tf.xla"], specs)
+    assert result.valid and result.bugs == [], result.summary()
+    assert result.excused.get(NEAR_DISCONTINUITY, 0) >= 1
+
+
+def test_a_float_cast_past_an_integer_limit_may_swap_the_limits_and_nothing_else():
+    """adjust_brightness saturates an int64 image at float(max) = 2**63, past int64's max:
+    eager gives max, XLA min (two 10-minute XLA campaign reports). Only that swap is
+    excused, only for dtypes whose max float32 cannot hold, and counted."""
+    from oracles.compare import INT_LIMIT_CAST, OutputKind, compare_output
+
+    kind = OutputKind(False, frozenset(), "", rounds_to_int=True)
+    for dtype in ("int32", "int64"):
+        info = np.iinfo(dtype)
+        ref = Output(dtype, (3,), np.array([info.max, info.min, 5], dtype=dtype))
+        excused = {}
+        swapped = np.array([info.min, info.max, 5], dtype=dtype)
+        assert compare_output(0, ref, Output(dtype, (3,), swapped), kind, lambda: None, lambda n: False, False,
+                              excused) is None
+        assert excused == {INT_LIMIT_CAST: 2}
+        wrong = np.array([0, info.max, 5], dtype=dtype)
+        assert compare_output(0, ref, Output(dtype, (3,), wrong), kind, lambda: None, lambda n: False) is not None
+    small = Output("int8", (1,), np.array([127], dtype="int8"))
+    assert compare_output(0, small, Output("int8", (1,), np.array([-128], dtype="int8")), kind, lambda: None,
+                          lambda n: False) is not None
