@@ -341,7 +341,8 @@ def _tf_function(jit_compile: bool) -> Callable[[str], Prepare]:
 XLA_UNSUPPORTED = (r"Detected unsupported operations when trying to compile", r"No registered '\w+' OpKernel for XLA",
                    r"XLA does not support pooling ops with explicit padding",
                    r"must be a compile-time constant",  # XLA needs static shapes and attributes
-                   r"does not yet support pivoting")  # tridiagonal_solve
+                   r"does not yet support pivoting",  # tridiagonal_solve
+                   r"XLA compilation requires a fixed tensor list size")  # a TensorList with no max size (expm's gradient)
 
 
 # ---- the registry ------------------------------------------------------------------------

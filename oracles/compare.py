@@ -86,8 +86,11 @@ CHAOS_FRACTION = 0.5  # rule 4: a spread beyond this share of the value: not com
 # Ops whose materialization in a framework computes in less precision than their dtype, a
 # genuine and documented framework difference: TensorFlow's ResizeBilinear always returns
 # float32 (the spec casts back), so a float64 bilinear resize carries float32 error there.
+# Keys are op ids or, for inferred and concrete ops (``api#rule``), their API: TensorFlow's
+# adjust_* image ops convert a float64 image to float32 and back (image_ops_impl.py).
 COMPUTE_PRECISION: dict[tuple[str, str], str] = {
     ("tensorflow", "core.InterpolateLinear"): "float32",
+    **{("tensorflow", f"tf.image.adjust_{what}"): "float32" for what in ("brightness", "contrast", "saturation", "hue")},
 }
 
 # Why elements were not judged (CheckResult.excused's keys).
@@ -117,9 +120,23 @@ OVERFLOW16 = "float16 overflow across frameworks"
 UNSTABLE = "unstable output"
 NO_REFERENCE64 = "no float64 reference"
 
+class PrecisionCaps(dict):
+    """Op id -> the precision it computes in; an inferred op id (``api#rule``) is found by
+    its API."""
+
+    def __contains__(self, op: object) -> bool:
+        return dict.__contains__(self, op) or (isinstance(op, str) and dict.__contains__(self, op.split("#")[0]))
+
+    def __getitem__(self, op: str) -> str:
+        return dict.__getitem__(self, op if dict.__contains__(self, op) else op.split("#")[0])
+
+    def get(self, op: str, default=None):  # type: ignore[override]
+        return self[op] if op in self else default
+
+
 def precision_caps(frameworks: Sequence[str]) -> dict[str, str]:
     """Op id -> the precision it computes in, for ops any of ``frameworks`` runs coarser."""
-    caps: dict[str, str] = {}
+    caps = PrecisionCaps()
     for (fw, op), dtype in COMPUTE_PRECISION.items():
         if fw in frameworks:
             caps[op] = min(caps.get(op, dtype), dtype, key=PRECISION_ORDER.index)
