@@ -172,6 +172,16 @@ def _own_noise(graph: Graph, n: int, kind: str, args: list[np.ndarray], outs: li
         eps = max(UNIT_ROUNDOFF[t.dtype], UNIT_ROUNDOFF[caps.get(graph.node(n).op, t.dtype)])  # type: ignore[arg-type]
         size = np.nan_to_num(np.abs(o.astype(np.float64)), nan=0.0, posinf=0.0)  # special values: no noise
         noise = NOISE_UNITS[t.dtype] * eps * size
+        if kind == "remainder":  # relative to the dividend (either operand: __rmod__ swaps them)
+            with np.errstate(invalid="ignore", over="ignore"):
+                for a in args:
+                    if a.dtype.kind != "f":
+                        continue
+                    magnitude = np.nan_to_num(np.abs(a.astype(np.float64)), nan=0.0, posinf=0.0)
+                    try:
+                        noise = np.maximum(noise, NOISE_UNITS[t.dtype] * eps * np.broadcast_to(magnitude, o.shape))
+                    except ValueError:  # (not elementwise after all: the plain noise)
+                        pass
         if kind in ("accumulate", "fused"):  # fused: each step may round in the dtype itself
             if acc is None:  # op(|x|): the sum of magnitudes a sum, mean or matmul rounds over
                 try:

@@ -12,6 +12,8 @@
 * "fused": the op fuses a product into a sum (addcmul, addcdiv, lerp ...), which a
   compiler may evaluate as separate steps each rounded in the dtype: like "accumulate"
   with the dtype's own roundoff (same cap);
+* "remainder": x mod y computes x - floor(x / y) * y, whose rounding is relative to the
+  dividend x, not to the (possibly tiny) remainder: the dtype's roundoff of |x|;
 * "": a few ulps of its own result.
 
 Hand-written specs say it in ``OpSpec.rounding``; inferred and concrete operators are
@@ -68,6 +70,8 @@ ACCUMULATE_APIS = re.compile(
 # separate steps, each rounded in the dtype, so their noise is the dtype's roundoff of the
 # terms' magnitudes, not of the (possibly cancelled) result
 FUSED_APIS = re.compile(r"addcmul|addcdiv|lerp|fma|addr|xlogy|hypot")
+# APIs computing a remainder (the dunder names lose their trailing underscores)
+REMAINDER_APIS = re.compile(r"_*r?mod|fmod|floormod|floor_mod|truncatemod|remainder")
 INDEX_APIS = re.compile(r"argmax|argmin|argsort|sort|msort|topk|topkv2|kthvalue|mode|median|nanmedian|max|min")
 
 
@@ -84,7 +88,7 @@ def _api_name(spec: OpSpec) -> str:
 
 
 def op_rounding(spec: OpSpec) -> str:
-    """How an operator rounds: "exact", "accumulate", "fused" or "" (see the module docstring):
+    """How an operator rounds: "exact", "accumulate", "fused", "remainder" or "" (see the module docstring):
     the spec's ``rounding``, else its API name's."""
     if spec.rounding:
         return spec.rounding
@@ -95,6 +99,8 @@ def op_rounding(spec: OpSpec) -> str:
         return "accumulate"
     if FUSED_APIS.fullmatch(name):
         return "fused"
+    if REMAINDER_APIS.fullmatch(name):
+        return "remainder"
     return ""
 
 

@@ -63,9 +63,10 @@ class Binary(OpSpec):
     def __init__(self, name: str, torch_t: str, tf_t: str, dtypes: Sequence[str], *,
                  tf_dtypes: Sequence[str] | None = None, out_dtype: str | None = None,
                  rhs_domain: tuple[float, float] | None = None, lhs_domain: tuple[float, float] | None = None,
-                 discontinuous: bool = False) -> None:
+                 discontinuous: bool = False, rounding: str = "") -> None:
         self.id = f"core.{name}"
         self.torch_t, self.tf_t = torch_t, tf_t
+        self.rounding = rounding
         self._dtypes = {"torch": tuple(dtypes), "tensorflow": tuple(tf_dtypes if tf_dtypes is not None else dtypes)}
         self.out_dtype = out_dtype
         self.domains = (lhs_domain, rhs_domain)
@@ -141,7 +142,7 @@ BINARY = [
     # side of 0) gives +pi or -pi
     Binary("Atan2", "torch.atan2({}, {})", "tf.math.atan2({}, {})", FLOAT_DTYPES, discontinuous=True),
     Binary("Remainder", "torch.remainder({}, {})", "tf.math.floormod({}, {})", FLOAT_DTYPES, rhs_domain=POSITIVE,
-           discontinuous=True),
+           discontinuous=True, rounding="remainder"),
     Binary("FloorDiv", "torch.floor_divide({}, {})", "tf.math.floordiv({}, {})", FLOAT_DTYPES, rhs_domain=POSITIVE,
            discontinuous=True),
     Binary("Equal", "torch.eq({}, {})", "tf.math.equal({}, {})", NUMERIC + ("bool",), out_dtype="bool", discontinuous=True),
