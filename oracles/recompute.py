@@ -195,7 +195,30 @@ def _own_noise(graph: Graph, n: int, kind: str, args: list[np.ndarray], outs: li
                 # reduction is always reported (a fused op's two roundings are bounded by eps * terms)
                 extra = np.minimum(extra, np.maximum(OWN_CAP * size - noise, 0.0))
             noise = noise + np.nan_to_num(extra, posinf=0.0)
+        if kind == "solve":
+            noise = np.maximum(noise, _conditioned_noise(args, o, NOISE_UNITS[t.dtype] * eps))
         own[(n, i)] = noise
+
+
+def _conditioned_noise(args: list[np.ndarray], out: np.ndarray, unit: float) -> np.ndarray | float:
+    """A matrix op's noise: ``unit`` times cond(A) times the scale of its result, per
+    matrix of the first square (batched) float input; 0 where that cannot be told."""
+    a = next((x for x in args if x.dtype.kind == "f" and x.ndim >= 2 and x.shape[-1] == x.shape[-2] and x.size), None)
+    if a is None or not np.isfinite(a).all():
+        return 0.0
+    batch = a.shape[:-2]
+    if out.shape[:len(batch)] != batch:
+        return 0.0
+    with np.errstate(all="ignore"):
+        try:
+            cond = np.linalg.cond(a.astype(np.float64))
+        except np.linalg.LinAlgError:
+            return 0.0
+        cond = np.where(np.isfinite(cond), cond, 1.0 / UNIT_ROUNDOFF["float64"])  # singular: meaningless
+        flat = np.abs(np.nan_to_num(out.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0))
+        scale = flat.reshape(batch + (-1,)).max(axis=-1) if flat.size else np.zeros(batch)
+        per_matrix = unit * np.maximum(cond, 1.0) * scale
+    return per_matrix.reshape(batch + (1,) * (out.ndim - len(batch))) * np.ones(out.shape)
 
 
 class Evidence:

@@ -14,6 +14,11 @@
   with the dtype's own roundoff (same cap);
 * "remainder": x mod y computes x - floor(x / y) * y, whose rounding is relative to the
   dividend x, not to the (possibly tiny) remainder: the dtype's roundoff of |x|;
+* "solve": linear algebra that solves or factors a matrix (inv, solve, det, qr, svd ...):
+  a backward-stable algorithm's error grows with the matrix's condition number, so the
+  dtype's roundoff of the result's scale times cond(A), per matrix (an XLA float16 inv
+  computed in float16 where eager computes in float32 is no bug; 5% on a well-conditioned
+  matrix still is);
 * "": a few ulps of its own result.
 
 Hand-written specs say it in ``OpSpec.rounding``; inferred and concrete operators are
@@ -70,6 +75,11 @@ ACCUMULATE_APIS = re.compile(
 # separate steps, each rounded in the dtype, so their noise is the dtype's roundoff of the
 # terms' magnitudes, not of the (possibly cancelled) result
 FUSED_APIS = re.compile(r"addcmul|addcdiv|lerp|fma|addr|xlogy|hypot")
+SOLVE_APIS = re.compile(
+    r"inv|pinv|matrix_inverse|inverse|solve\w*|matrix_solve\w*|lstsq|matrix_solve_ls|cholesky\w*|lu|lu_factor\w*|"
+    r"lu_solve|lu_reconstruct|triangular_solve|det|slogdet|logdet|logabsdet|matrix_determinant|log_matrix_determinant|"
+    r"qr|svd|svdvals|eig|eigh|eigvals|eigvalsh|self_adjoint_eig\w*|expm|matrix_exp|matrix_power|tensorinv|"
+    r"tensorsolve|sqrtm|matrix_square_root|logm|matrix_logarithm")
 # APIs computing a remainder (the dunder names lose their trailing underscores)
 REMAINDER_APIS = re.compile(r"_*r?mod|fmod|floormod|floor_mod|truncatemod|remainder")
 INDEX_APIS = re.compile(r"argmax|argmin|argsort|sort|msort|topk|topkv2|kthvalue|mode|median|nanmedian|max|min")
@@ -88,7 +98,7 @@ def _api_name(spec: OpSpec) -> str:
 
 
 def op_rounding(spec: OpSpec) -> str:
-    """How an operator rounds: "exact", "accumulate", "fused", "remainder" or "" (see the module docstring):
+    """How an operator rounds: "exact", "accumulate", "fused", "remainder", "solve" or "" (see the module docstring):
     the spec's ``rounding``, else its API name's."""
     if spec.rounding:
         return spec.rounding
@@ -101,6 +111,8 @@ def op_rounding(spec: OpSpec) -> str:
         return "fused"
     if REMAINDER_APIS.fullmatch(name):
         return "remainder"
+    if SOLVE_APIS.fullmatch(name):
+        return "solve"
     return ""
 
 
