@@ -40,6 +40,7 @@ from oracles.judge import (Expectation, GradientReference, expectation, gradient
 from oracles.layouts import KEEPS_VALUES
 from oracles.verdict import CheckResult, Verdict, exception_message, is_meta_rejection, meta_rejection_message
 from rules.execute import load_module, setup_framework
+from rules.semantics import nonunique_outputs
 from rules.spec import OpSpec
 
 Progress = Callable[[str, str], None]  # (backend name, stage) before each step
@@ -232,8 +233,17 @@ def check_case(case: Case, backend_names: Sequence[str], specs: Mapping[str, OpS
         _count(checks, f"declined: {reason}", n)
     cots: list = []
 
+    # outputs that are not unique by definition (singular vectors: either sign) take no
+    # part in the backward: a loss on them is ill-defined, its gradient backend-dependent
+    nonunique = set(nonunique_outputs(case.graph, specs))
+
     def ref_cotangents(outs: Sequence[Any]) -> list:
         cots[:] = cotangents(plan.backward_seed or 0, outs, ref.framework)
+        dropped = [k for k in nonunique if k < len(cots) and cots[k] is not None]
+        for k in dropped:
+            cots[k] = None
+        if dropped:
+            _count(checks, "declined: backward of non-unique outputs", len(dropped))
         return cots
 
     tracker = StageTracker((lambda stage: progress(ref.name, stage)) if progress else None)
