@@ -102,6 +102,21 @@ UNIT_RANGE_IMAGES: dict[str, tuple[str, int]] = {
     "tf.image.convert_image_dtype": ("image", 0),
 }
 _IN_UNIT_RANGE = {"tensorflow": "({0} if {0}.dtype.is_integer else tf.clip_by_value({0}, 0.0, 1.0))"}
+# API -> the argument that must be positive: the incomplete gamma functions are defined
+# for a > 0 only (eager TensorFlow returns 0 for igamma(-1.2, 0.0), XLA NaN).
+POSITIVE_ARGS: dict[str, tuple[str, int]] = {
+    "tf.math.igamma": ("a", 0),
+    "tf.math.igammac": ("a", 0),
+    "tf.raw_ops.Igamma": ("a", 0),
+    "tf.raw_ops.Igammac": ("a", 0),
+    "torch.igamma": ("input", 0),
+    "torch.igammac": ("input", 0),
+    "torch.special.gammainc": ("input", 0),
+    "torch.special.gammaincc": ("input", 0),
+    "torch.Tensor.igamma": ("self", 0),
+    "torch.Tensor.igammac": ("self", 0),
+}
+_POSITIVE = {"tensorflow": "(tf.math.abs({}) + 0.5)", "torch": "(torch.abs({}) + 0.5)"}
 
 
 # ---- value preconditions -------------------------------------------------------------------
@@ -126,7 +141,7 @@ def meet_preconditions(api: str, template: Mapping[str, Any], framework: str, ar
     a leaf or an intermediate, qualifies (``rules.inferred.InferredSpec.code``)."""
     out = list(args)
     for table, rewrite in ((SORTED_INPUTS, _SORT), (SHIFT_AMOUNTS, _IN_SHIFT_RANGE),
-                           (UNIT_RANGE_IMAGES, _IN_UNIT_RANGE)):
+                           (UNIT_RANGE_IMAGES, _IN_UNIT_RANGE), (POSITIVE_ARGS, _POSITIVE)):
         i = sorted_tensor(api, template, table)
         if i is not None and i < len(out) and framework in rewrite:
             out[i] = rewrite[framework].format(out[i])
