@@ -142,7 +142,8 @@ def snippet(case: Case, specs: Mapping[str, OpSpec], reference: str, verdict: Ve
     if verdict.status in ("crash", "abort", "timeout"):
         lines.append(f"{compiled}({call})  # {_what(verdict)}")
         return "\n".join(lines)
-    lines += [f"expected = f({call})", f"actual = {compiled}({call})"]
+    fresh = _fresh(call, case, specs)  # a model that writes its inputs gets copies each call
+    lines += [f"expected = f({fresh})", f"actual = {compiled}({fresh})"]
     i = verdict.output if verdict.output is not None and verdict.output < len(outs) else 0
     lines += _assertion(verdict, framework, "actual", "expected", i, tolerance)
     return "\n".join(lines)
@@ -208,6 +209,16 @@ def _dynamic(compiled: str, case: Case) -> str:
     return compiled
 
 
+def _fresh(call: str, case: Case, specs: Mapping[str, OpSpec]) -> str:
+    """The call's arguments, as copies where the model writes an input in place: else the
+    first call (eager's) would change what the second one reads."""
+    from oracles.judge import mutated_inputs
+
+    if case.framework != "torch" or not mutated_inputs(case.graph, specs):
+        return call
+    return f"*[t.clone() for t in ({call},)]"
+
+
 def _plan_lines(case: Case, specs: Mapping[str, OpSpec], verdict: Verdict, item: tuple[str, str, int] | None,
                 leaves: list[str], compiled: str, resized: list[str], tolerance: tuple[float, float]) -> list[str]:
     """The calls and the assertion of a bug only the plan's ``verdict.check`` sees, made
@@ -234,7 +245,7 @@ def _plan_lines(case: Case, specs: Mapping[str, OpSpec], verdict: Verdict, item:
     if gradients:
         lines += ["", "",
                   f"def vjp(fn):  # the gradients of wrt, with the cotangents dlfuzz drew (seed {plan.backward_seed})",
-                  f"    outs = [o for o in fn({call}) if o.requires_grad]",
+                  f"    outs = [o for o in fn({_fresh(call, case, specs)}) if o.requires_grad]",
                   f"    rng = np.random.default_rng({plan.backward_seed!r})",
                   "    cots = [torch.from_numpy(rng.uniform(-1.0, 1.0, size=tuple(o.shape))).to(o.dtype)",
                   "            for o in outs]",
@@ -262,5 +273,6 @@ def _plan_lines(case: Case, specs: Mapping[str, OpSpec], verdict: Verdict, item:
                   f"actual = [t.clone() for t in {args}]", "compiled(*actual)"]
         return lines + _assertion(verdict, framework, "actual", "expected", graph.leaves().index(leaf), tolerance,
                                   f"{value_name(graph, (leaf, 0))} after the call")
-    lines += [f"expected = f({call})", f"actual = compiled({call})"]
+    fresh = _fresh(call, case, specs)
+    lines += [f"expected = f({fresh})", f"actual = compiled({fresh})"]
     return lines + _assertion(verdict, framework, "actual", "expected", i, tolerance)

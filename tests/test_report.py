@@ -305,3 +305,20 @@ def test_large_plain_inputs_are_one_seeded_numpy_line_giving_the_same_values(dty
     spec = ValueSpec(11, -4.0, 4.0) if dtype != "uint8" else ValueSpec(11, 0, 200)
     expr = _plain_draw([5, 7], dtype, spec)
     assert np.array_equal(eval(expr, {"np": np}), make_value(TensorType((5, 7), dtype), spec))
+
+
+def test_a_snippet_of_a_model_that_writes_its_inputs_gives_each_call_copies(tmp_path):
+    """Eager's call wrote the inputs the compiled call then read (the snippet of an
+    aot_eager bug, mixing up the outputs of two mutated inputs, compared against an input
+    eager had already changed): each call gets copies, so the snippet shows the bug."""
+    from corpus.plan import CheckPlan
+    from reports.snippet import snippet
+    from tests.test_plan_checks import written
+
+    case = written(False, CheckPlan())
+    verdict = Verdict("torch.compile:tests.planted_backends:wrong_add", "mismatch", "run", "output 0 differs", 0,
+                      1.0, 1.0, "float32")
+    text = snippet(case, SPECS, "torch.eager", verdict)
+    assert "expected = f(*[t.clone() for t in (x0,)])" in text, text
+    plain = snippet(add_case(), SPECS, "torch.eager", verdict)
+    assert "clone" not in plain
