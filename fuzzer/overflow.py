@@ -91,12 +91,15 @@ def same_integers(narrow: np.ndarray, wide: np.ndarray) -> bool:
 
 
 def overflows(graph: Graph, framework: str, values: Mapping[int, ValueSpec], specs: Mapping[str, OpSpec],
-              eager: Sequence[np.ndarray] | None = None, wide: Collection[int] | None = None) -> bool | None:
+              eager: Sequence[np.ndarray] | None = None, wide: Collection[int] | None = None,
+              signed_only: bool = False) -> bool | None:
     """Does some integer intermediate of ``graph`` overflow in eager on ``values``?
 
     ``eager``: the eager results of ``graph``'s outputs when the caller has them (a value
     search runs the model with every intermediate as an output); computed otherwise.
     ``wide``: the leaves with wide-range values (default: those of mode ``"limits"``).
+    ``signed_only``: unsigned results may wrap (modular arithmetic is defined in C and in
+    every framework: a compiler must wrap the same way).
     """
     if wide is None:
         wide = [n for n, v in values.items() if v.mode == "limits"]
@@ -121,7 +124,8 @@ def overflows(graph: Graph, framework: str, values: Mapping[int, ValueSpec], spe
     for (node, index), narrow, w in zip(graph.outputs, eager, widened):
         narrow = np.asarray(narrow)
         op = graph.node(node).op
-        if narrow.dtype.kind not in "iub" or (op is not None and index in specs[op].unstable_outputs):
+        if narrow.dtype.kind not in "iub" or (op is not None and index in specs[op].unstable_outputs) or \
+                (signed_only and narrow.dtype.kind == "u"):
             continue  # floats, and tie-order indices (sort of tied values): nothing to overflow
         if narrow.dtype.kind != "b" and str(narrow.dtype) not in INT_DTYPES:
             return None

@@ -233,3 +233,21 @@ def test_an_integer_fault_only_large_values_show_is_found_in_limits_mode():
         result = check_case(Case(g, "torch", found.values), backends, SPECS)
         verdicts[mode] = [v.status for v in result.bugs]
     assert verdicts == {"": [], "limits": ["mismatch"]}
+
+
+def test_small_values_whose_product_wraps_in_eager_are_not_accepted():
+    """x * x * x in int8 wraps for |x| >= 6 even on small values (an XLA campaign compared
+    two different wraps of pow(total_variation(x), ...) in int64): such values are redrawn,
+    and a model that wraps on every draw gets none, saying why; int64 holds the product."""
+    def cube(dtype):
+        g = Graph()
+        t = TensorType((16,), dtype)
+        x = g.add_leaf(t)
+        sq = g.add_op("core.Mul", {}, [x, x], [t])
+        g.outputs = g.add_op("core.Mul", {}, [sq[0], x], [t])
+        return g
+
+    wrapped = search_values(cube("int8"), "torch", SPECS, random.Random(0))
+    assert not wrapped.ok and "overflow" in wrapped.error
+    held = search_values(cube("int64"), "torch", SPECS, random.Random(0))
+    assert held.ok
