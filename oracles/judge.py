@@ -49,6 +49,7 @@ def written_through_views(graph: Graph, specs: Mapping[str, OpSpec]) -> dict[int
     from rules.specs.inplace import family
 
     out: dict[int, Value] = {}
+    order = {n: k for k, n in enumerate(graph.nodes())}  # the program's statement order
     writes = [(n, graph.inputs_of(n)[p]) for n in graph.op_nodes()
               for p in getattr(specs[graph.node(n).op], "mutates", ())]
     for leaf in graph.leaves("input") if writes else ():
@@ -57,7 +58,7 @@ def written_through_views(graph: Graph, specs: Mapping[str, OpSpec]) -> dict[int
             direct.add(v)
         writers = [n for n, v in writes if (leaf, 0) in family(graph, specs, v)]
         if any(v not in direct for n, v in writes if n in writers):
-            out[leaf] = (max(writers), 0)  # node ids grow along a chain of writes
+            out[leaf] = (max(writers, key=order.__getitem__), 0)  # the last write the program makes
     return out
 
 

@@ -391,3 +391,19 @@ def test_inferred_inplace_apis_write_their_receiver_and_keep_its_type():
     assert usable(rule, "torch") is None
     rule["dtypes"] = [{"in": ["float32"], "out": ["float64"]}]
     assert "changes the dtype" in usable(rule, "torch")
+
+
+def test_the_last_write_through_a_view_is_the_programs_last_not_the_highest_node_id():
+    """x10 is filled through a transposed view, then sigmoid values are added into it; the
+    writes' node ids (8, 0, 1, 4) do not follow the program, and taking the highest id
+    judged x10 as filled (exact) where it holds 1.375 + sigmoid: a 1-ulp sigmoid difference
+    was reported (a coverage campaign under cpp.simdlen=0)."""
+    from pathlib import Path
+
+    from corpus.case import Case
+    from oracles.judge import written_through_views
+    from rules.specs import SPECS
+
+    case = Case.load(Path(__file__).parent / "data" / "view_writes_out_of_id_order.json")
+    [(leaf, last)] = written_through_views(case.graph, SPECS).items()
+    assert case.graph.node(last[0]).op == "core.AddInplace"
