@@ -55,3 +55,30 @@ def check_kinds(text: str) -> tuple[str, ...]:
         return parse_checks(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def parse_cluster(text: str) -> tuple[str, str | None]:
+    """``--cluster``: ``local`` -> ("local", None), the sandbox's worker pool on this
+    machine; ``ray`` -> ("ray", None), a local Ray instance; ``ray:ADDRESS`` -> ("ray",
+    ADDRESS), a running cluster (``HOST:PORT`` of its head, ``ray://HOST:PORT``, or
+    ``auto``). ValueError, one line, for anything else."""
+    text = text.strip()
+    if text in ("local", "ray"):
+        return text, None
+    if text.startswith("ray:"):
+        address = text[4:]
+        host, _, port = address.removeprefix("ray://").rpartition(":")
+        if address == "auto" or (host and not any(c.isspace() for c in host) and port.isdigit()
+                                 and 0 < int(port) < 65536):
+            return "ray", address
+    raise ValueError(f"expected local, ray (a local Ray instance) or ray:HOST:PORT (a running cluster's head, "
+                     f"or ray:auto), got {text!r}")
+
+
+def cluster_spec(text: str) -> str:
+    """An argparse type for ``--cluster`` (see :func:`parse_cluster`), normalized."""
+    try:
+        kind, address = parse_cluster(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return kind if address is None else f"{kind}:{address}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from fuzzer.args import check_kinds, FRAMEWORK_CHOICES, UsageError, non_negative_int, positive_int
+from fuzzer.args import check_kinds, cluster_spec, FRAMEWORK_CHOICES, UsageError, non_negative_int, positive_int
 
 
 class _Parser(argparse.ArgumentParser):
@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--out", required=True, help="campaign folder; re-running with the same folder resumes")
     p.add_argument("--workers", type=positive_int, default=1, help="sandbox worker processes")
+    p.add_argument("--cluster", type=cluster_spec, default="local", metavar="local|ray|ray:HOST:PORT",
+                   help="where the workers run: local (default, this machine's worker pool), ray (a local Ray "
+                        "instance), ray:HOST:PORT (Ray actors on a running cluster's nodes); needs pip install -e '.[ray]'")
     p.add_argument("--max-nodes", type=positive_int, default=10, help="operator nodes per model")
     p.add_argument("--timeout", type=positive_int, default=60, help="seconds per case before it counts as a hang")
     p.add_argument("--max-cases", type=positive_int, help="stop after this many cases")

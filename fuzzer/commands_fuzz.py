@@ -51,6 +51,25 @@ def _coverage_sources(args: argparse.Namespace, backends: list[str]) -> tuple[st
     return tuple(dirs)
 
 
+def _check_cluster(cluster: str, coverage: bool) -> None:
+    """``--cluster ray[:ADDRESS]`` needs Ray installed; ``--coverage`` needs the workers'
+    files on this machine (a local pool or a local Ray instance). One line if not."""
+    from fuzzer.args import parse_cluster
+
+    kind, address = parse_cluster(cluster)
+    if kind == "local":
+        return
+    from fuzzer.cluster import RayUnavailable, import_ray
+
+    try:
+        import_ray()
+    except RayUnavailable as e:
+        raise UsageError(str(e)) from None
+    if coverage and address is not None:
+        raise UsageError(f"--coverage cannot measure workers on the cluster at {address}: their coverage files stay "
+                         f"on their nodes; use --coverage with --cluster local or --cluster ray")
+
+
 def cmd_fuzz(args: argparse.Namespace) -> int:
     from fuzzer.campaign import CampaignConfig, CampaignError, default_batch, parse_duration, run_campaign
     from fuzzer.quiet import native_output_to
@@ -60,6 +79,7 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
         seconds = parse_duration(args.time)
     except ValueError as e:
         raise UsageError(f"--time: {e}") from None
+    _check_cluster(args.cluster, args.coverage or args.coverage_source is not None)
     backends = _backends(args.backends)
     coverage = _coverage_sources(args, backends)
     ignore = None
@@ -75,7 +95,7 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
                          timeout_s=args.timeout, max_cases=args.max_cases,
                          batch=args.batch or default_batch(backends), reduce_s=args.reduce_time, ignore=ignore,
                          ops=tuple(op_specs_kinds(args.ops)), checks=tuple(args.checks),
-                         coverage=coverage, guide=args.guide)
+                         coverage=coverage, guide=args.guide, cluster=args.cluster)
     display = Display(None)
     try:
         # what the frameworks print (banners, warnings, MKL's complaints) goes to the log;
