@@ -45,10 +45,23 @@ def merge_cases(cases: Sequence[Case]) -> Batch:
             outputs.append((src + shift, out))
             owner.append(k)
     merged.outputs = outputs
+    plan.options = common_options([c.plan.options for c in cases])
+    harnesses = {c.plan.harness for c in cases}
+    plan.harness = harnesses.pop() if len(harnesses) == 1 else ""  # (the same reason)
     first = cases[0]
     batch_case = Case(merged, first.framework, values, first.seed, dict(first.settings),
                       {"batch": [c.provenance.get("index") for c in cases]}, plan)
     return Batch(batch_case, list(cases), owner)
+
+
+def common_options(options: Sequence[dict]) -> dict:
+    """The compiler options every member has, with the same value: a batch is compiled
+    under those only, so a member is never tested under an option it was not drawn with
+    (the members of one batch draw theirs from one stream, so they are usually all)."""
+    if not options:
+        return {}
+    first, *rest = options
+    return {k: v for k, v in first.items() if all(k in o and o[k] == v for o in rest)}
 
 
 def merge_plan(into: CheckPlan, plan: CheckPlan, shift: int) -> None:

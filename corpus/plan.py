@@ -12,7 +12,16 @@ these checks the case gets and how:
 * ``layouts``: input leaf id -> layout name (``oracles.layouts``): the same values fed as
   non-contiguous tensors to the same compiled model;
 * ``mutation``: the graph writes into tensors in place; every input is compared after
-  the call as well as the outputs.
+  the call as well as the outputs;
+* ``options``: compiler settings the case is compiled under (Inductor's config, as
+  ``torch.compile(model, options=...)`` takes them: ``cpp_wrapper``, ``freezing``,
+  ``max_autotune``, ...). Not a check of its own: every call of the plan is made on the
+  model compiled so, and a difference under an option is a bug like any other. Options
+  apply to Inductor (``torch.compile``, ``torch.compile:inductor``) and are ignored by
+  every other backend;
+* ``harness``: Python code around the model that ``torch.compile`` traces with it
+  (``oracles.harness``: containers and builtins, a graph break, a module hierarchy with
+  hooks, activation checkpointing); the identity on the model's outputs. "" for none.
 
 Forward outputs are always checked. An empty plan is the plain forward check, the form
 every case had before plans existed (a case.json without ``plan`` reads as one).
@@ -20,10 +29,12 @@ every case had before plans existed (a case.json without ``plan`` reads as one).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 CHECK_KINDS = ("forward", "dynamic", "backward", "layout", "mutation")
+HARNESSES = ("graph_break", "python", "modules", "checkpoint", "objects", "containers", "globals")  # oracles.harness.SOURCES
 
 
 class PlanFormatError(ValueError):
@@ -49,6 +60,8 @@ class CheckPlan:
     backward_seed: int | None = None
     layouts: dict[int, str] = field(default_factory=dict)
     mutation: bool = False
+    options: dict[str, Any] = field(default_factory=dict)  # Inductor config name -> value
+    harness: str = ""  # one of HARNESSES, or "" (the model compiled as it is)
 
     @property
     def dynamic(self) -> bool:
@@ -77,7 +90,17 @@ class CheckPlan:
         dims = [(n, d) for n, d in self.dynamic_dims if n in leaves]
         sets = [{n: s for n, s in shapes.items() if n in leaves} for shapes in self.shape_sets] if dims else []
         return CheckPlan(dims, [s for s in sets if s], self.backward_seed,
-                         {n: k for n, k in self.layouts.items() if n in leaves}, self.mutation)
+                         {n: k for n, k in self.layouts.items() if n in leaves}, self.mutation, dict(self.options),
+                         self.harness)
+
+    def with_options(self, options: dict[str, Any]) -> "CheckPlan":
+        """This plan compiled under ``options`` instead (the reducer drops those a bug does
+        not need)."""
+        return replace(self, options=dict(options))
+
+    def options_summary(self) -> str:
+        """``cpp_wrapper=True, cpp.simdlen=0``: the options as Python keyword values."""
+        return ", ".join(f"{k}={v!r}" for k, v in sorted(self.options.items()))
 
     def summary(self) -> str:
         """One line for report.md and the progress log."""
@@ -91,6 +114,10 @@ class CheckPlan:
             parts.append("layout (" + ", ".join(f"x{n} {k}" for n, k in sorted(self.layouts.items())) + ")")
         if self.mutation:
             parts.append("mutation (inputs compared after the call)")
+        if self.options:
+            parts.append(f"compiled with options {self.options_summary()}")
+        if self.harness:
+            parts.append(f"called through the {self.harness} harness")
         return "; ".join(parts)
 
     def to_json(self) -> dict[str, Any]:
@@ -105,6 +132,10 @@ class CheckPlan:
             data["layouts"] = {str(n): k for n, k in sorted(self.layouts.items())}
         if self.mutation:
             data["mutation"] = True
+        if self.options:
+            data["options"] = {k: self.options[k] for k in sorted(self.options)}
+        if self.harness:
+            data["harness"] = self.harness
         return data
 
     @classmethod
@@ -113,9 +144,20 @@ class CheckPlan:
             return cls()
         if not isinstance(data, dict):
             raise PlanFormatError(f"plan: expected an object, got {type(data).__name__}")
-        unknown = set(data) - {"dynamic", "backward", "layouts", "mutation"}
+        unknown = set(data) - {"dynamic", "backward", "layouts", "mutation", "options", "harness"}
         if unknown:
-            raise PlanFormatError(f"plan: unknown check {sorted(unknown)[0]!r}; known: dynamic, backward, layouts, mutation")
+            raise PlanFormatError(f"plan: unknown check {sorted(unknown)[0]!r}; known: dynamic, backward, layouts, "
+                                  "mutation, options, harness")
+        harness = data.get("harness") or ""
+        if harness not in ("", *HARNESSES):
+            raise PlanFormatError(f"plan: unknown harness {harness!r}; known: {', '.join(HARNESSES)}")
+        options = data.get("options") or {}
+        if not isinstance(options, dict) or not all(isinstance(k, str) for k in options):
+            raise PlanFormatError("plan: options must be an object of config names")
+        try:
+            json.dumps(options)
+        except (TypeError, ValueError):
+            raise PlanFormatError("plan: options must hold JSON values") from None
         try:
             dyn = data.get("dynamic") or {}
             dims = [(int(n), int(d)) for n, d in dyn.get("dims", [])]
@@ -123,6 +165,7 @@ class CheckPlan:
             back = data.get("backward")
             seed = None if back is None else int(back["cotangent_seed"])
             layouts = {int(n): str(k) for n, k in (data.get("layouts") or {}).items()}
-            return cls(dims, sets, seed, layouts, bool(data.get("mutation", False)))
+            return cls(dims, sets, seed, layouts, bool(data.get("mutation", False)), dict(options),
+                       harness)
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise PlanFormatError(f"plan: malformed ({type(e).__name__}: {e})") from None

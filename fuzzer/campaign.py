@@ -8,7 +8,10 @@ is checked twice, nothing found is lost.
 
 Generation and value search run in this process (eager runs of our own generated
 models), a few models ahead in a background thread (``fuzzer.prefetch``); every backend
-under test runs in the sandbox's worker processes.
+under test runs in the sandbox's worker processes, on this machine or (``--cluster
+ray``) in Ray actors over a cluster's nodes (``fuzzer.cluster``). Generation stays here
+in either case: case ``i`` comes from its own stream seeded by ``(seed, i)``, so a seed
+means the same cases whatever the number of workers, actors or nodes.
 
 After the loop, each new bug is reduced in place (``reports.reduce``, ``--reduce-time``
 seconds each; see ``_reduce_bugs``); known bugs (``--ignore``) are only counted.
@@ -31,7 +34,8 @@ from fuzzer.batches import BatchFigures, Job, as_job, declined, follow, passed, 
 from fuzzer.generate import GenConfig, Generator, common_dtype_specs
 from fuzzer.guidance import model_maker
 from fuzzer.prefetch import Prefetcher
-from oracles.backends import frameworks_of
+from oracles.backends import frameworks_of, takes_options
+from oracles.harness import applies as harness_applies
 from reports.bugs import BugStore, signature_of
 from reports.known import KnownIssues
 from reports.localize import localize_from_probe, needs_probe, probe_case
@@ -105,6 +109,8 @@ class CampaignState:
     merged_from: list[dict] = field(default_factory=list, kw_only=True)
     # --coverage: the compilers' line and branch coverage and its timeline (fuzzer.coverage_feedback)
     coverage: dict = field(default_factory=dict, kw_only=True)
+    # where the checks ran (this run's): {"kind": "local", "workers": W} or RaySandbox.describe()
+    cluster: dict = field(default_factory=dict, kw_only=True)
     # for the campaign screen (fuzzer.screen), not saved: the last new bug in one line, live workers
     last_bug: str = field(default="", kw_only=True)
     workers_alive: int = field(default=0, kw_only=True)
@@ -136,6 +142,7 @@ class CampaignState:
             "checks": dict(sorted(self.checks.items())),
             **({"merged_from": self.merged_from} if self.merged_from else {}),
             **({"coverage": self.coverage} if self.coverage else {}),
+            **({"cluster": self.cluster} if self.cluster else {}),
         }
 
     @classmethod
@@ -152,6 +159,7 @@ class CampaignState:
             state.merged_from = [dict(e) for e in d.get("merged_from") or []]
             state.checks = {str(k): int(v) for k, v in (d.get("checks") or {}).items()}
             state.coverage = dict(d.get("coverage") or {})
+            state.cluster = dict(d.get("cluster") or {})
             return state
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise CampaignError(f"{path} is not a readable dlfuzz campaign state ({type(e).__name__}: {e}); "
@@ -176,6 +184,7 @@ class CampaignConfig:
     checks: tuple[str, ...] = CHECK_KINDS  # what a case's plan may check (corpus.plan, fuzzer.plan)
     coverage: tuple[str, ...] = ()  # source folders whose coverage the workers measure (empty: none)
     guide: bool = True  # with coverage: steer generation by it (fuzzer.guidance)
+    cluster: str = "local"  # where workers run: local, ray, ray:ADDRESS (fuzzer.args.parse_cluster, fuzzer.cluster)
 
 
 def plan_counts(result) -> dict[str, int]:
@@ -210,7 +219,6 @@ def run_campaign(cfg: CampaignConfig, progress: Callable[[CampaignState], None] 
     localization probes for mismatches. Only single-case verdicts become bugs.
     """
     from oracles.compare import tolerance
-    from oracles.sandbox import Sandbox
 
     framework, both = campaign_framework(cfg.backends)
     state = _open_state(cfg)
@@ -323,12 +331,21 @@ def run_campaign(cfg: CampaignConfig, progress: Callable[[CampaignState], None] 
     special = not both and "tf.xla" not in cfg.backends
     frameworks = frameworks_of(cfg.backends)
     prefetch = Prefetcher(model_maker(generator, spec_map, cfg.seed, guide, special_values=special,
-                                      checks=cfg.checks, frameworks=frameworks, batch=cfg.batch),
+                                      checks=cfg.checks, frameworks=frameworks, batch=cfg.batch,
+                                      # Inductor options (fuzzer.plan.draw_options) where Inductor is
+                                      # under test and the plan may check more than the forward
+                                      options=any(takes_options(b) for b in cfg.backends[1:])
+                                      and bool(set(cfg.checks) - {"forward"}),
+                                      harness=any(harness_applies(b) for b in cfg.backends[1:])
+                                      and bool(set(cfg.checks) - {"forward"})),
                           state.next_index,
-                          depth=cfg.batch * (cfg.workers + 1))
-    with prefetch, Sandbox(cfg.backends, timeout_s=cfg.timeout_s * max(1, cfg.batch // 2), workers=cfg.workers,
-                           specs=spec_map if set(cfg.ops) - {"spec"} else None, log_dir=cfg.out / "logs",
-                           worker_env=feedback.worker_env() if feedback else None) as sandbox:
+                          # guided: one batch per worker ahead, so that the models of the third batch
+                          # already hear the first batch's coverage (generation is ~0.3 s a model, a
+                          # batch's compile tens of seconds: the workers never wait on it)
+                          depth=cfg.batch * (cfg.workers + (0 if guide is not None else 1)))
+    with prefetch, _sandbox(cfg, timeout_s=cfg.timeout_s * max(1, cfg.batch // 2), workers=cfg.workers,
+                            specs=spec_map if set(cfg.ops) - {"spec"} else None, log_dir=cfg.out / "logs",
+                            worker_env=feedback.worker_env() if feedback else None) as sandbox:
         for case, result in _stop_on_dead_workers(sandbox.check_many(work()), state, save):
             job = jobs.pop(id(case))
             if feedback is not None:
@@ -373,6 +390,7 @@ def run_campaign(cfg: CampaignConfig, progress: Callable[[CampaignState], None] 
             else:  # probe: pin the failure on the operator where it starts, and its ATen operator
                 record(job.members[0], job.indices[0], job.verdict,
                        localize_from_probe(job.members[0], job.verdict, case, result), job.result.verdicts)
+            state.cluster = _cluster_record(cfg, sandbox)
             save()
             if progress is not None:
                 state.workers_alive = len(sandbox.worker_pids())
@@ -395,6 +413,29 @@ def run_campaign(cfg: CampaignConfig, progress: Callable[[CampaignState], None] 
     state.timeline.append([round(base_seconds + time.monotonic() - start, 1), state.cases, state.bugs])
     save()
     return state
+
+
+def _sandbox(cfg: CampaignConfig, **kw):
+    """The campaign's sandbox: a local worker pool, or Ray actors (``--cluster ray``)."""
+    from fuzzer.args import parse_cluster
+
+    kind, address = parse_cluster(cfg.cluster)
+    if kind == "local":
+        from oracles.sandbox import Sandbox
+
+        return Sandbox(cfg.backends, **kw)
+    from fuzzer.cluster import RaySandbox, RayUnavailable
+
+    try:
+        return RaySandbox(cfg.backends, address=address, **kw)
+    except RayUnavailable as e:
+        raise CampaignError(str(e)) from None
+
+
+def _cluster_record(cfg: CampaignConfig, sandbox) -> dict:
+    """campaign.json's ``cluster``: where this run's checks ran."""
+    describe = getattr(sandbox, "describe", None)
+    return describe() if describe is not None else {"kind": "local", "workers": cfg.workers}
 
 
 def _coverage(cfg: CampaignConfig, state: CampaignState, spec_map):

@@ -91,6 +91,8 @@ class CoverageFeedback:
             for case in members:
                 kinds |= {f"op kind: {getattr(self.specs.get(op), 'origin', 'spec')}" for op in case.graph.op_ids()}
                 kinds |= {f"check: {k}" for k in case.plan.kinds()}
+                kinds |= {f"option: {k}" for k in case.plan.options}  # (fuzzer.plan: the compile's options)
+                kinds |= {f"harness: {case.plan.harness}"} if case.plan.harness else set()
             counts = self.record["new_arcs"]
             for k in sorted(kinds):
                 counts[k] = counts.get(k, 0) + new_arcs

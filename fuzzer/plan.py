@@ -9,22 +9,110 @@ a dynamic compile with a backward) as compilers meet them in real programs.
 
 The plan has its own random stream (``{seed}/{index}/{draw}/plan``): the graph and values
 of a seed are the same whichever checks are asked for.
+
+Compiler options (``draw_options``): where Inductor is under test, cases are compiled
+under some of Inductor's own settings: the C++ wrapper, freezing or max-autotune's C++
+GEMM templates in turn (``HEAVY_CYCLE``), and cheaper ones drawn per batch (``OPTIONS``:
+the batch fusions, scalar or OpenMP kernels, other fusion and memory-planning choices).
+Each reaches code a default compile never runs, and each is a setting users turn on;
+none changes what the model computes (settings that trade accuracy for speed,
+``use_fast_math`` and the like, are left out), so a difference under one is a bug.
+
+Harnesses (``draw_harness``): where torch.compile is under test, most cases are compiled
+through Python code around the model (``oracles.harness``), which exercises Dynamo
+beyond a straight-line ``forward``, in turn (``HARNESS_CYCLE``).
+
+Both have streams of their own (``{seed}/group{g}/options``, ``{seed}/cycle``), shared
+by the models of a campaign batch (which compile as one): the graphs, values and checks
+of a seed are the same with or without them. Taking turns rather than drawing makes a
+short campaign meet each of them: each adds most of its coverage the first time.
 """
 
 from __future__ import annotations
 
 import random
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import networkx as nx
 
 from corpus.case import Case
-from corpus.plan import CHECK_KINDS, CheckPlan
+from corpus.plan import CHECK_KINDS, HARNESSES, CheckPlan
 from corpus.values import has_special
 from rules.solve import Bounds
 from rules.spec import OpSpec
 
 SHARE = {"dynamic": 0.5, "backward": 0.5, "layout": 0.5}
+
+# Batch fusions of Inductor's FX passes (torch/_inductor/fx_passes/group_batch_fusion.py,
+# split_cat.py) that run on CPU graphs; a batch of generated models holds many independent
+# ops of one kind side by side, which they fuse.
+PRE_GRAD_FUSIONS = ("normalization_pass", "merge_splits_pass", "split_cat_pass", "unbind_stack_pass",
+                    "merge_getitem_cat_pass", "mutate_cat_pass", "batch_tanh", "batch_relu", "batch_sigmoid",
+                    "batch_clamp", "batch_nan_to_num", "batch_detach")
+POST_GRAD_FUSIONS = ("batch_aten_add", "batch_aten_mul", "batch_aten_sub", "batch_aten_div", "batch_aten_tanh",
+                     "batch_aten_relu", "batch_aten_sigmoid")
+
+# Inductor config settings a case may be compiled under. The costly ones (each makes a
+# compile slower, up to twice) take turns: a campaign's batches go round HEAVY_CYCLE, so
+# that each comes within six batches and a sixth of them at most; the cheap ones are
+# drawn for each batch with their share. Names as torch.compile(options=...) takes them
+# (torch 2.13).
+HEAVY_CYCLE: tuple[str, ...] = ("cpp_wrapper", "", "freezing", "", "max_autotune", "")
+HEAVY: dict[str, Any] = {
+    "cpp_wrapper": True,  # the wrapper in C++ (codegen/cpp_wrapper_cpu.py)
+    "freezing": True,  # weights folded as constants (inference: freezing.py, mkldnn fusions)
+    "max_autotune": True,  # GEMM templates benchmarked against ATen (select_algorithm.py, C++ GEMM)
+}
+OPTIONS: tuple[tuple[str, Any, float], ...] = (  # (name, value, share of the batches)
+    ("pre_grad_fusion_options", {k: {} for k in PRE_GRAD_FUSIONS}, 0.3),
+    ("post_grad_fusion_options", {k: {} for k in POST_GRAD_FUSIONS}, 0.3),
+    ("cpp.simdlen", 0, 0.2),  # scalar C++ kernels, no vectorization
+    ("cpp.threads", 2, 0.3),  # OpenMP-parallel kernels (a 1-thread worker never gets them)
+    ("cpp.dynamic_threads", True, 0.15),
+    ("cpp.enable_tiling_heuristics", False, 0.15),
+    ("cpp.enable_loop_tail_vec", False, 0.15),
+    ("aggressive_fusion", True, 0.25),
+    ("loop_ordering_after_fusion", False, 0.2),
+    ("epilogue_fusion", False, 0.2),
+    ("memory_planning", True, 0.3),
+    ("emulate_precision_casts", True, 0.2),
+    ("debug_index_asserts", True, 0.2),
+    ("size_asserts", False, 0.15),
+)
+# The harnesses (oracles.harness) take turns too; a cycle of another length than
+# HEAVY_CYCLE's, so that every harness meets every costly option. "checkpoint" is left
+# out of a model that writes in place (a recomputation would write twice).
+HARNESS_CYCLE: tuple[str, ...] = ("objects", "graph_break", "containers", "", "python", "globals", "modules",
+                                  "checkpoint", "")
+assert set(HARNESS_CYCLE) - {""} == set(HARNESSES)
+
+
+def cycle_slot(seed: int, group: int | None) -> int | None:
+    """Where batch ``group`` of a campaign with ``seed`` is in the cycles: the group plus
+    an offset drawn from the seed (None for a model outside any group)."""
+    if group is None:
+        return None
+    return random.Random(f"{seed}/cycle").randrange(len(HARNESS_CYCLE) * len(HEAVY_CYCLE)) + group
+
+
+def draw_harness(rng: random.Random, mutation: bool = False, slot: int | None = None) -> str:
+    """The harness (``corpus.plan.HARNESSES``, or "") at ``slot`` of ``HARNESS_CYCLE``, or
+    drawn from it by ``rng`` where there is no slot. ``mutation``: the model writes into
+    tensors in place, which rules out ``checkpoint``."""
+    name = HARNESS_CYCLE[slot % len(HARNESS_CYCLE)] if slot is not None else rng.choice(HARNESS_CYCLE)
+    return "" if name == "checkpoint" and mutation else name
+
+
+def draw_options(rng: random.Random, slot: int | None = None) -> dict[str, Any]:
+    """Inductor settings to compile a case under: the costly one at ``slot`` of
+    ``HEAVY_CYCLE`` (drawn by ``rng`` where there is no slot), and each of ``OPTIONS``
+    with its share."""
+    heavy = HEAVY_CYCLE[slot % len(HEAVY_CYCLE)] if slot is not None else rng.choice(HEAVY_CYCLE)
+    picked = {heavy: HEAVY[heavy]} if heavy else {}
+    picked.update({name: value for name, value, share in OPTIONS if rng.random() < share})
+    return {k: (dict(v) if isinstance(v, dict) else v) for k, v in picked.items()}
+
+
 FLOATS = ("float16", "bfloat16", "float32", "float64")
 
 

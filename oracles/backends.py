@@ -64,11 +64,15 @@ class CompileMode:
     """How a backend compiles for a case's check plan: ``dynamic`` compiles for symbolic
     shapes (torch.compile ``dynamic=True``; tf.function with unknown dims at
     ``dynamic_dims``, (input position, dim)); ``grad`` keeps autograd on, so the
-    compiled model also has a backward (the gradients check)."""
+    compiled model also has a backward (the gradients check). ``options``: Inductor config
+    settings (name, value) the plan compiles under (``corpus.plan.CheckPlan.options``),
+    as ``torch.compile(model, options=...)`` applies them; other backends ignore them."""
 
     dynamic: bool = False
     dynamic_dims: tuple[tuple[int, int], ...] = ()
     grad: bool = False
+    options: tuple[tuple[str, Any], ...] = ()
+    harness: str = ""  # torch.compile: compile oracles.harness's harness(model) instead of the model
 
 
 Prepare = Callable[[Namespace, StageTracker, CompileMode], Callable[..., Any]]
@@ -181,11 +185,18 @@ def _check_compile_option(option: str) -> None:
                            "or give your own as torch.compile:pkg.module:function")
 
 
-def _compiler(option: str) -> Callable[..., Any]:
+def _compiler(option: str, options: tuple[tuple[str, Any], ...] = ()) -> Callable[..., Any]:
     if ":" in option:
         return _import_callable(option)
     from torch._dynamo.backends.registry import lookup_backend
 
+    if options and option in ("", "inductor"):
+        # what torch.compile(options=...) does: Inductor's compile_fx under the config
+        # patches, which also cover the backward compiled lazily later
+        from torch._inductor.compile_fx import compile_fx
+
+        patches = dict(options)
+        return lambda gm, example_inputs: compile_fx(gm, example_inputs, config_patches=patches)
     return lookup_backend(option or "inductor")
 
 
@@ -195,7 +206,7 @@ def _torch_compile(option: str) -> Prepare:
         import torch._dynamo
 
         torch._dynamo.reset()  # no guard or cache of an earlier case may serve this one
-        inner = _compiler(option)
+        inner = _compiler(option, mode.options)
         if option in ("", "inductor") and os.environ.get("DLFUZZ_MERGE_KERNELS", "1") != "0":
             from oracles.inductor_merge import install
 
@@ -209,11 +220,17 @@ def _torch_compile(option: str) -> Prepare:
             return compiled
 
         model = _torch_model(ns, mode)
+        target = model
+        if mode.harness and ":" not in option:  # (oracles.harness.applies: not a user's own backend)
+            from oracles.harness import make_harness, register_model_module
+
+            register_model_module(ns)
+            target = make_harness(mode.harness)(model)
         # a dynamic plan also captures data-dependent shapes (nonzero, masked_select,
         # unique, .item()) into the graph instead of breaking it there
         torch._dynamo.config.capture_scalar_outputs = mode.dynamic
         torch._dynamo.config.capture_dynamic_output_shape_ops = mode.dynamic
-        compiled = torch.compile(model, backend=tracked, dynamic=mode.dynamic, fullgraph=False)
+        compiled = torch.compile(target, backend=tracked, dynamic=mode.dynamic, fullgraph=False)
         first = [True]
 
         def call(*xs: Any) -> Any:
@@ -434,6 +451,13 @@ def frameworks_of(names: Iterable[str]) -> list[str]:
         if family.framework not in out:
             out.append(family.framework)
     return out
+
+
+def takes_options(name: str) -> bool:
+    """Whether backend ``name`` compiles under a plan's Inductor options
+    (``CompileMode.options``): ``torch.compile`` and ``torch.compile:inductor``."""
+    family, _, option = name.strip().partition(":")
+    return family == "torch.compile" and option in ("", "inductor")
 
 
 def eager_backend(framework: str) -> Backend:

@@ -220,8 +220,12 @@ def check_case(case: Case, backend_names: Sequence[str], specs: Mapping[str, OpS
     positions = _input_positions(case.graph, dict(plan.dynamic_dims))
     dims = tuple((positions[n], d) for n, d in plan.dynamic_dims if n in positions)
 
+    options = tuple(sorted(plan.options.items()))  # not checks: every compile of the case has them
+    harness = plan.harness if ref.framework == "torch" else ""
+
     def mode_for(b: Backend, grad: bool) -> CompileMode:
-        return CompileMode(plan.dynamic and b.dynamic_shapes, dims, grad and b.framework == ref.framework)
+        return CompileMode(plan.dynamic and b.dynamic_shapes, dims, grad and b.framework == ref.framework, options,
+                           harness)
 
     # the reference: prepare once, the forward call (invalid case if it fails), then each
     # planned call it can make (a call it cannot make is declined, never the backends' bug)
@@ -327,7 +331,7 @@ def check_case(case: Case, backend_names: Sequence[str], specs: Mapping[str, OpS
         call) of a model compiled in ``mode`` (dynamic, or for a backward) belongs to:
         ``check`` if a plain compile fails the same call too, else the mode that makes it
         fail ("dynamic" if a dynamic compile without gradients fails)."""
-        if call_fails(b, CompileMode(), count, label):
+        if call_fails(b, CompileMode(options=options, harness=harness), count, label):
             return check
         if mode.dynamic and (not mode.grad or call_fails(b, replace(mode, grad=False), count, label)):
             return "dynamic"

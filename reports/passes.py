@@ -32,7 +32,7 @@ The passes, cheapest and most effective first:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Iterator, Mapping, Sequence
 
 import networkx as nx
@@ -118,7 +118,8 @@ def plan_pass(case: Case, ctx: Context) -> Iterator[Case]:
     """The case without a check its bug does not need: each whole check but the one that
     sees the bug (forward outputs are always checked; mutation is what the graph does,
     not a choice of the plan), then one shape set (down to none: a fault of the dynamic
-    compile itself shows at the case's own shapes), then one layout entry at a time."""
+    compile itself shows at the case's own shapes), then one layout entry at a time, then
+    the harness, then the compiler options (all of them, then one at a time)."""
     plan = case.plan
     for kind in plan.kinds():
         if kind not in ("forward", "mutation", ctx.check):
@@ -126,17 +127,27 @@ def plan_pass(case: Case, ctx: Context) -> Iterator[Case]:
     if plan.dynamic:
         for k in range(len(plan.shape_sets)):
             yield with_plan(case, CheckPlan(list(plan.dynamic_dims), plan.shape_sets[:k] + plan.shape_sets[k + 1:],
-                                            plan.backward_seed, dict(plan.layouts), plan.mutation))
+                                            plan.backward_seed, dict(plan.layouts), plan.mutation,
+                                            dict(plan.options), plan.harness))
     if len(plan.layouts) > 1:
         for n in sorted(plan.layouts):
             yield with_plan(case, CheckPlan(list(plan.dynamic_dims), list(plan.shape_sets), plan.backward_seed,
-                                            {m: k for m, k in plan.layouts.items() if m != n}, plan.mutation))
+                                            {m: k for m, k in plan.layouts.items() if m != n}, plan.mutation,
+                                            dict(plan.options), plan.harness))
+    if plan.harness:
+        yield with_plan(case, replace(plan, harness=""))
+    if plan.options:
+        yield with_plan(case, plan.with_options({}))
+        if len(plan.options) > 1:
+            for name in sorted(plan.options):
+                yield with_plan(case, plan.with_options({k: v for k, v in plan.options.items() if k != name}))
 
 
 def plan_size(plan: CheckPlan) -> int:
     """How much a plan checks (the reducer's last size measure): its checks, shape sets,
-    dynamic dims and layout entries."""
-    return len(plan.kinds()) + len(plan.shape_sets) + len(plan.dynamic_dims) + len(plan.layouts)
+    dynamic dims, layout entries, compiler options and harness."""
+    return (len(plan.kinds()) + len(plan.shape_sets) + len(plan.dynamic_dims) + len(plan.layouts) + len(plan.options)
+            + bool(plan.harness))
 
 
 # ---- outputs ---------------------------------------------------------------------------

@@ -259,7 +259,7 @@ def render_report(case: Case, verdict: Verdict, sig: Signature, reference: str, 
     lines += [f"`{verdict.backend}` {symptom(verdict)} on a small model ({size}: {', '.join(f'`{n}`' for n in names)}; "
               f"inputs {inputs or 'none'}) that `{reference}` runs correctly.", ""]
 
-    if case.plan.kinds() != ["forward"] or verdict.check != "forward":
+    if case.plan.kinds() != ["forward"] or verdict.check != "forward" or case.plan.options or case.plan.harness:
         lines += [f"Checked: {case.plan.summary()}. The check that fails is **{verdict.check}**: "
                   f"{CHECK_MEANING.get(verdict.check, verdict.check)}.", ""]
 

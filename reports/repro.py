@@ -60,6 +60,31 @@ def backend_source(name: str) -> tuple[list[str], str]:
     raise ValueError(f"no reproducer template for backend {name!r}")
 
 
+def with_options(line: str, backend: str, options: Mapping[str, object], harness: str = "") -> str:
+    """The line making ``fn`` with the plan's Inductor options and harness (``corpus.plan``),
+    as the oracle compiles it: ``torch.compile(harness(model), options={...})``. Other
+    backends take no options, and only torch.compile backends a harness."""
+    from oracles.backends import takes_options
+    from oracles.harness import applies
+
+    if harness and applies(backend):
+        line = re.sub(r"torch\.compile\((\w+)", r"torch.compile(harness(\1)", line, count=1)
+    if not options or not takes_options(backend) or not line.endswith(")"):
+        return line
+    return line[:-1] + f", options={dict(sorted(options.items()))!r})"
+
+
+def harness_source(case: Case, backends: tuple[str, ...]) -> str:
+    """The plan's harness (``oracles.harness``) as it ran, for the reproducer's body; ""
+    when the case has none or no backend here is compiled through it."""
+    from oracles.harness import SOURCES, applies
+
+    if not case.plan.harness or case.framework != "torch" or not any(applies(b) for b in backends):
+        return ""
+    return (f"\n\n# The {case.plan.harness} harness: Python around the model that torch.compile traces with it "
+            f"(it returns the model's outputs as they are)\n" + SOURCES[case.plan.harness].strip("\n") + "\n")
+
+
 _MAIN = '''
 
 REFERENCE = {reference!r}
@@ -134,7 +159,8 @@ def _block(which: str, backend: str, case: Case, specs: Mapping[str, OpSpec]) ->
     """The lines of ``run`` that make ``fn`` for one backend. A backend of the other
     framework (torch vs tensorflow) gets the same graph and leaves in its own framework,
     built from that framework's module source in a namespace of its own."""
-    _, line = backend_source(backend)
+    line = with_options(backend_source(backend)[1], backend, case.plan.options,
+                        case.plan.harness if case.framework == "torch" else "")
     framework = backend_framework(backend)
     if framework == case.framework:
         return f"    if which == {which!r}:\n        {line}"
@@ -173,6 +199,7 @@ def repro_source(case: Case, specs: Mapping[str, OpSpec], reference: str, candid
                         timeout=timeout_s, no_grad=no_grad,
                         reference_block=_block("reference", reference, case, specs),
                         candidate_block=_block("candidate", candidate, case, specs))
+    body += harness_source(case, (reference, candidate))
     return header + body + "\n\n" + leaves_source(case.graph, case.values) + main
 
 
@@ -364,9 +391,10 @@ DYNAMO_CAPTURE = ("torch._dynamo.config.capture_scalar_outputs = True; "
                   "torch._dynamo.config.capture_dynamic_output_shape_ops = True")
 
 
-def _plan_line(backend: str, dynamic: bool) -> str:
-    """The line making ``fn``, compiling for symbolic shapes where the plan says so."""
-    line = backend_source(backend)[1]
+def _plan_line(backend: str, dynamic: bool, options: Mapping[str, object] | None = None, harness: str = "") -> str:
+    """The line making ``fn``, compiling for symbolic shapes where the plan says so (and
+    under the plan's Inductor ``options``)."""
+    line = with_options(backend_source(backend)[1], backend, options or {}, harness)
     if not dynamic or backend.partition(":")[0] not in _DYNAMIC_FAMILIES:
         return line
     if line.startswith("fn = torch.compile("):  # data-dependent shapes captured, as the oracle does
@@ -409,7 +437,7 @@ def failing_item(case: Case, kind: str, check: str, output: int | None, message:
 def _plan_run(which: str, backend: str, case: Case, specs: Mapping[str, OpSpec], inputs_k: str) -> str:
     """The lines of ``run`` for one backend under the plan."""
     framework = backend_framework(backend)
-    line = _plan_line(backend, case.plan.dynamic)
+    line = _plan_line(backend, case.plan.dynamic, case.plan.options, case.plan.harness if case.framework == "torch" else "")
     if framework == case.framework:
         if framework == "torch":
             return f"    if which == {which!r}:\n        {line}\n        return torch_calls(fn, model, globals(), True)"
@@ -489,4 +517,5 @@ def _plan_repro_source(case: Case, specs: Mapping[str, OpSpec], reference: str, 
            + _plan_run("reference", reference, case, specs, inputs_k) + "\n"
            + _plan_run("candidate", candidate, case, specs, inputs_k) + "\n")
     leaves = leaves_source(graph, case.values) + ("\n\n" + inputs_k if inputs_k else "")
+    body += harness_source(case, (reference, candidate))
     return header + body + "\n\n" + leaves + settings + engines + run + _PLAN_MAIN.format()

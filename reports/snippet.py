@@ -23,7 +23,7 @@ from corpus.case import Case
 from corpus.tensor_type import is_float
 from corpus.values import VALUE_SOURCE, make_value
 from oracles.verdict import Verdict
-from reports.repro import backend_framework, backend_source, failing_item
+from reports.repro import backend_framework, backend_source, failing_item, harness_source, with_options
 from rules.codegen import helpers_source, value_name
 from rules.spec import OpSpec
 
@@ -122,6 +122,9 @@ def snippet(case: Case, specs: Mapping[str, OpSpec], reference: str, verdict: Ve
     helpers = helpers_source(graph, framework, specs)
     if helpers:
         lines += [helpers, ""]
+    harness = harness_source(case, (candidate,)).strip("\n")
+    if harness:
+        lines += [harness, ""]
     lines += [*leaf_lines, "", f"def f({', '.join(leaves)}):"]
     for n in graph.op_nodes():
         node = graph.node(n)
@@ -133,7 +136,8 @@ def snippet(case: Case, specs: Mapping[str, OpSpec], reference: str, verdict: Ve
     lines.append(f"    return ({', '.join(outs)}{',' if len(outs) == 1 else ''})")
     lines.append("")
     call = ", ".join(leaves)
-    compiled = _compiled(candidate, leaves)
+    compiled = with_options(_compiled(candidate, leaves), candidate, case.plan.options,
+                            case.plan.harness if framework == "torch" else "")
     if check != "forward":
         return "\n".join(lines + _plan_lines(case, specs, verdict, item, leaves, compiled,
                                               [line for line, *_ in resized], tolerance))
