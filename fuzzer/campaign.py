@@ -33,6 +33,7 @@ from corpus.plan import CHECK_KINDS
 from fuzzer.batches import BatchFigures, Job, as_job, declined, follow, passed, sample_passing, split_failed_batch
 from fuzzer.generate import GenConfig, Generator, common_dtype_specs
 from fuzzer.guidance import model_maker
+from fuzzer.generation_guard import CRASHED, guarded, recover
 from fuzzer.prefetch import Prefetcher
 from oracles.backends import frameworks_of, takes_options
 from oracles.harness import applies as harness_applies
@@ -111,6 +112,8 @@ class CampaignState:
     coverage: dict = field(default_factory=dict, kw_only=True)
     # where the checks ran (this run's): {"kind": "local", "workers": W} or RaySandbox.describe()
     cluster: dict = field(default_factory=dict, kw_only=True)
+    # models whose generation killed the campaign's process: skipped on resume (fuzzer.generation_guard)
+    crashed_generation: list[int] = field(default_factory=list, kw_only=True)
     # for the campaign screen (fuzzer.screen), not saved: the last new bug in one line, live workers
     last_bug: str = field(default="", kw_only=True)
     workers_alive: int = field(default=0, kw_only=True)
@@ -143,6 +146,7 @@ class CampaignState:
             **({"merged_from": self.merged_from} if self.merged_from else {}),
             **({"coverage": self.coverage} if self.coverage else {}),
             **({"cluster": self.cluster} if self.cluster else {}),
+            **({"crashed_generation": self.crashed_generation} if self.crashed_generation else {}),
         }
 
     @classmethod
@@ -160,6 +164,7 @@ class CampaignState:
             state.checks = {str(k): int(v) for k, v in (d.get("checks") or {}).items()}
             state.coverage = dict(d.get("coverage") or {})
             state.cluster = dict(d.get("cluster") or {})
+            state.crashed_generation = [int(i) for i in d.get("crashed_generation") or []]
             return state
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise CampaignError(f"{path} is not a readable dlfuzz campaign state ({type(e).__name__}: {e}); "
@@ -260,6 +265,10 @@ def run_campaign(cfg: CampaignConfig, progress: Callable[[CampaignState], None] 
             if model.valid:
                 members.append(model.case)
                 indices.append(index)
+            elif index in state.crashed_generation:
+                state.cases += 1
+                state.skip(CRASHED)
+                examples[CRASHED] = model.search.error or CRASHED
             else:
                 state.cases += 1  # generated, but no clean values: never sent
                 state.skip("value search failed")
@@ -330,7 +339,8 @@ def run_campaign(cfg: CampaignConfig, progress: Callable[[CampaignState], None] 
     # frameworks, and under XLA on CPU (fast min/max, on by default, drops NaN)
     special = not both and "tf.xla" not in cfg.backends
     frameworks = frameworks_of(cfg.backends)
-    prefetch = Prefetcher(model_maker(generator, spec_map, cfg.seed, guide, special_values=special,
+    recover(cfg.out, state.crashed_generation)  # a predecessor killed while generating: skip that model
+    prefetch = Prefetcher(guarded(model_maker(generator, spec_map, cfg.seed, guide, special_values=special,
                                       checks=cfg.checks, frameworks=frameworks, batch=cfg.batch,
                                       # Inductor options (fuzzer.plan.draw_options) where Inductor is
                                       # under test and the plan may check more than the forward
@@ -338,6 +348,7 @@ def run_campaign(cfg: CampaignConfig, progress: Callable[[CampaignState], None] 
                                       and bool(set(cfg.checks) - {"forward"}),
                                       harness=any(harness_applies(b) for b in cfg.backends[1:])
                                       and bool(set(cfg.checks) - {"forward"})),
+                                  cfg.out, state.crashed_generation),
                           state.next_index,
                           # guided: one batch per worker ahead, so that the models of the third batch
                           # already hear the first batch's coverage (generation is ~0.3 s a model, a

@@ -109,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(argv) if argv is not None else sys.argv[1:]  # (fuzzer.supervisor restarts with them)
     try:
         if args.command == "ops":
             from fuzzer.commands import cmd_ops

@@ -96,6 +96,10 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
                          batch=args.batch or default_batch(backends), reduce_s=args.reduce_time, ignore=ignore,
                          ops=tuple(op_specs_kinds(args.ops)), checks=tuple(args.checks),
                          coverage=coverage, guide=args.guide, cluster=args.cluster)
+    from fuzzer.supervisor import is_child, supervise
+
+    if not is_child():  # the campaign runs in a child process, restarted if it is killed
+        return supervise(args.argv, out)
     display = Display(None)
     try:
         # what the frameworks print (banners, warnings, MKL's complaints) goes to the log;

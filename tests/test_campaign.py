@@ -100,7 +100,7 @@ def test_one_campaign_finds_a_crash_an_abort_and_a_hang_and_reports_each_once(tm
     backends = ["torch.eager", *FAULTS]
     # seed 37: of the first 16 models, two have exp, two sin and two tanh
     cfg = CampaignConfig(backends, tmp_path, time_s=600, seed=37, max_nodes=10, max_cases=16, timeout_s=5,
-                         reduce_s=0, ops=("spec",))
+                         reduce_s=0, ops=("spec",), checks=("forward",))
     state = run_campaign(cfg)
     found = {(b["backends"][-1], b["kind"]) for b in bug_folders(tmp_path).values()}
     assert found == set(FAULTS.items())
