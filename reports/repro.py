@@ -173,6 +173,20 @@ def _block(which: str, backend: str, case: Case, specs: Mapping[str, OpSpec]) ->
             f"        return [other['to_numpy'](o) for o in fn(*inputs)]")
 
 
+# dlfuzz's workers run the frameworks with one thread (several times faster on few
+# cores); some kernels differ with one (Inductor generates other loops), so the
+# reproducer runs as the bug was seen.
+ONE_THREAD = {"torch": "torch.set_num_threads(1)  # as dlfuzz ran it: some kernels differ with one thread",
+              "tensorflow": "tf.config.threading.set_intra_op_parallelism_threads(1)  # as dlfuzz ran it\n"
+                            "tf.config.threading.set_inter_op_parallelism_threads(1)"}
+
+
+def one_thread(body: str, framework: str) -> str:
+    """``body`` (a model module's source) with the framework set to one thread right
+    after its imports."""
+    return body.replace("\n\n\ndef to_tensor", "\n" + ONE_THREAD[framework] + "\n\n\ndef to_tensor", 1)
+
+
 def repro_source(case: Case, specs: Mapping[str, OpSpec], reference: str, candidate: str, kind: str,
                  output: int | None = None, atol: float = 1e-5, rtol: float = 1e-4, timeout_s: float = 60.0,
                  title: str = "", check: str = "forward", message: str = "") -> str:
@@ -194,6 +208,7 @@ def repro_source(case: Case, specs: Mapping[str, OpSpec], reference: str, candid
     body = "import subprocess\nimport sys\n" + body
     if extra_imports:
         body = body.replace("\n\n\ndef to_tensor", "\n" + "\n".join(extra_imports) + "\n\n\ndef to_tensor", 1)
+    body = one_thread(body, framework)
     no_grad = "torch.set_grad_enabled(False)" if framework == "torch" else "pass"
     main = _MAIN.format(reference=reference, candidate=candidate, kind=kind, output=output, atol=atol, rtol=rtol,
                         timeout=timeout_s, no_grad=no_grad,
@@ -487,6 +502,7 @@ def _plan_repro_source(case: Case, specs: Mapping[str, OpSpec], reference: str, 
     body = "import subprocess\nimport sys\n" + module_source(graph, framework, specs)
     if extra_imports:
         body = body.replace("\n\n\ndef to_tensor", "\n" + "\n".join(extra_imports) + "\n\n\ndef to_tensor", 1)
+    body = one_thread(body, framework)
     settings = _PLAN_SETTINGS.format(
         reference=reference, candidate=candidate, kind=kind, check=check,
         compare=failing_item(case, kind, check, output, message), atol=atol, rtol=rtol, timeout=timeout_s,

@@ -271,3 +271,18 @@ def test_reduction_keeps_only_the_checks_a_backward_bug_needs():
                       time_s=120)
     assert red.case.plan.kinds() == ["forward", "backward"], red.case.plan
     assert red.verdict.check == "backward" and red.steps == ["plan", "plan"]
+
+
+def test_a_reproducer_runs_the_framework_with_one_thread_as_dlfuzz_did():
+    """The workers run with one thread, and Inductor generates other loops for one: a
+    dynamic-shape argmin of booleans showed only so (an Inductor campaign's bug whose
+    repro.py passed on a multi-threaded run)."""
+    from reports.repro import repro_source
+
+    for framework, line in (("torch", "torch.set_num_threads(1)"),
+                            ("tensorflow", "tf.config.threading.set_intra_op_parallelism_threads(1)")):
+        reference, candidate = ("torch.eager", "torch.compile") if framework == "torch" else ("tf.eager", "tf.xla")
+        for check, plan in (("forward", CheckPlan()), ("dynamic", CheckPlan([(0, 0)], [{0: (7, 3)}]))):
+            source = repro_source(exp_mul_case(plan, framework), SPECS, reference, candidate, "mismatch", output=0,
+                                  check=check, message="shape set 1: output 0 (float32): x")
+            assert line in source and source.index(line) < source.index("def to_tensor"), (framework, check)
