@@ -182,6 +182,16 @@ def _own_noise(graph: Graph, n: int, kind: str, args: list[np.ndarray], outs: li
                         noise = np.maximum(noise, NOISE_UNITS[t.dtype] * eps * np.broadcast_to(magnitude, o.shape))
                     except ValueError:  # (not elementwise after all: the plain noise)
                         pass
+        if kind == "composite":  # each step rounds relative to a product of (1 + |operand|)
+            terms = np.ones(o.shape)
+            with np.errstate(invalid="ignore", over="ignore"):
+                try:
+                    for a in args:
+                        if a.dtype.kind == "f":
+                            terms = terms * np.broadcast_to(1.0 + np.abs(a.astype(np.float64)), o.shape)
+                    noise = np.maximum(noise, NOISE_UNITS[t.dtype] * eps * np.nan_to_num(terms, nan=0.0, posinf=0.0))
+                except ValueError:  # (not elementwise after all: the plain noise)
+                    pass
         if kind in ("accumulate", "fused"):  # fused: each step may round in the dtype itself
             if acc is None:  # op(|x|): the sum of magnitudes a sum, mean or matmul rounds over
                 try:

@@ -19,6 +19,12 @@
   dtype's roundoff of the result's scale times cond(A), per matrix (an XLA float16 inv
   computed in float16 where eager computes in float32 is no bug; 5% on a well-conditioned
   matrix still is);
+* "composite": a loss formula of several rounded steps whose terms may cancel
+  (``weighted_cross_entropy_with_logits`` is ``(1-z)*x + (1+(q-1)*z)*softplus(-x)``): each
+  step rounds relative to its terms, each bounded by the product of ``1 + |operand|``
+  over the float operands (the formulas are of degree one in each), so the dtype's
+  roundoff of that product (a float16 loss one ulp off after a cancellation was XLA's
+  false alarm; 5% of an uncancelled loss is still reported);
 * "": a few ulps of its own result.
 
 Hand-written specs say it in ``OpSpec.rounding``; inferred and concrete operators are
@@ -80,6 +86,8 @@ SOLVE_APIS = re.compile(
     r"lu_solve|lu_reconstruct|triangular_solve|det|slogdet|logdet|logabsdet|matrix_determinant|log_matrix_determinant|"
     r"qr|svd|svdvals|eig|eigh|eigvals|eigvalsh|self_adjoint_eig\w*|expm|matrix_exp|matrix_power|tensorinv|"
     r"tensorsolve|sqrtm|matrix_square_root|logm|matrix_logarithm")
+# loss formulas of several steps, elementwise (the reducing torch losses stay "")
+COMPOSITE_APIS = re.compile(r"\w*_with_logits|log_poisson_loss|\w*_cross_entropy\w*")
 # APIs computing a remainder (the dunder names lose their trailing underscores)
 REMAINDER_APIS = re.compile(r"_*r?mod|fmod|floormod|floor_mod|truncatemod|remainder")
 INDEX_APIS = re.compile(r"argmax|argmin|argsort|sort|msort|topk|topkv2|kthvalue|mode|median|nanmedian|max|min")
@@ -98,7 +106,7 @@ def _api_name(spec: OpSpec) -> str:
 
 
 def op_rounding(spec: OpSpec) -> str:
-    """How an operator rounds: "exact", "accumulate", "fused", "remainder", "solve" or "" (see the module docstring):
+    """How an operator rounds: "exact", "accumulate", "fused", "remainder", "solve", "composite" or "" (see the module docstring):
     the spec's ``rounding``, else its API name's."""
     if spec.rounding:
         return spec.rounding
@@ -113,6 +121,8 @@ def op_rounding(spec: OpSpec) -> str:
         return "remainder"
     if SOLVE_APIS.fullmatch(name):
         return "solve"
+    if COMPOSITE_APIS.fullmatch(name):
+        return "composite"
     return ""
 
 

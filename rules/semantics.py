@@ -57,11 +57,17 @@ DERIVED = "derived"  # an output computed from a non-unique one: not comparable
 @dataclass(frozen=True)
 class Mark:
     """How a graph output is determined: ``how`` ("columns", "rows", "rows-sign" or
-    ``DERIVED``) and ``values``, the graph output position of the singular/eigen values
-    of the same call (None when the graph does not return them)."""
+    ``DERIVED``), ``values``, the graph output position of the singular/eigen values
+    of the same call (None when the graph does not return them), and ``determined``, how
+    many vectors have a value (``k = min(m, n)`` of an svd). The vectors past them
+    (``full_matrices=True``) are any orthonormal completion: only their span, the
+    orthogonal complement of the first ``k``, is defined, whether or not the graph
+    returns the values."""
 
     how: str
     values: int | None = None
+    determined: int | None = None  # vectors that belong to a value; past them, a completion
+
 
 REASON_SUBSPACE = "non-unique: degenerate subspace"
 REASON_DERIVED = "non-unique: computed from singular/eigen vectors"
@@ -160,7 +166,10 @@ def nonunique_outputs(graph: Any, specs: Mapping[str, Any]) -> dict[int, Mark]:
         for i, how in NON_UNIQUE.get(api, {}).items():
             if i < len(graph.node(n).types):
                 values = VALUES_OUTPUT.get(api)  # type: ignore[arg-type]
-                direct[(n, i)] = Mark(how, None if values is None else position.get((n, values)))
+                types = graph.node(n).types
+                k = types[values].shape[-1] if values is not None and values < len(types) and types[values].shape else None
+                direct[(n, i)] = Mark(how, None if values is None else position.get((n, values)),
+                                      None if k is None else int(k))
     if not direct:
         return {}
     tainted: set[int] = set()
@@ -213,24 +222,32 @@ def _groups(values: np.ndarray, n_vectors: int, gap: float) -> list[list[int]]:
     return [g for g in groups if len(g) > 1]
 
 
-def _span_excused(c: np.ndarray, r: np.ndarray, bad: np.ndarray, values: np.ndarray | None, tol: float) -> np.ndarray:
+def _span_excused(c: np.ndarray, r: np.ndarray, bad: np.ndarray, values: np.ndarray | None, tol: float,
+                  determined: int | None = None) -> np.ndarray:
     """Per matrix of a batch (columns as vectors): the differing columns that belong to a
-    degenerate value of the reference and whose candidate vectors lie in the span of the
-    reference's vectors of that value. Returns a boolean mask over the columns."""
+    degenerate value of the reference, or to the completion past the ``determined``
+    vectors, and whose candidate vectors lie in the span of the reference's vectors of
+    that group. Returns a boolean mask over the columns."""
     excused = np.zeros(bad.shape, dtype=bool)
-    if values is None or values.shape[:-1] != bad.shape[:-1]:
-        return excused
-    values = values.astype(np.float64)
+    n_vectors = bad.shape[-1]
+    if values is not None and values.shape[:-1] != bad.shape[:-1]:
+        values = None
+    if values is None and (determined is None or determined >= n_vectors - 1):
+        return excused  # no values, and at most one completion vector: its sign was aligned
     for idx in np.ndindex(*bad.shape[:-1]):
-        vals = values[idx]
-        gap = 10 * tol * max(1.0, float(np.abs(vals).max(initial=0.0)))
-        for group in _groups(vals, bad.shape[-1], gap):
+        if values is None:
+            groups = [list(range(determined, n_vectors))]  # type: ignore[arg-type]
+        else:
+            vals = values[idx].astype(np.float64)
+            gap = 10 * tol * max(1.0, float(np.abs(vals).max(initial=0.0)))
+            groups = _groups(vals, n_vectors, gap)
+        for group in groups:
             cols = [j for j in group if bad[idx + (j,)]]
             if not cols:
                 continue
-            basis, cv = r[idx][:, group], c[idx][:, cols]
-            residual = cv - basis @ (basis.T @ cv)
-            if np.all(np.abs(residual) <= tol) and np.allclose(cv.T @ cv, np.eye(len(cols)), atol=tol):
+            basis, cv, whole = r[idx][:, group], c[idx][:, cols], c[idx][:, group]
+            residual = cv - basis @ (basis.T @ cv)  # in the span, and the group still orthonormal
+            if np.all(np.abs(residual) <= tol) and np.allclose(whole.T @ whole, np.eye(len(group)), atol=tol):
                 excused[idx + (cols,)] = True
     return excused
 
@@ -264,7 +281,7 @@ def judge_nonunique(ref: Sequence[Any], cand: Sequence[Any], marks: Mapping[int,
             bad = np.any(np.abs(cc - rc) > atol + rtol * np.abs(rc), axis=-2)
             if bad.any():
                 values = None if mark.values is None or mark.values >= len(ref) else ref[mark.values].array
-                ok = _span_excused(cc, rc, bad, values, 10 * (atol + rtol))
+                ok = _span_excused(cc, rc, bad, values, 10 * (atol + rtol), mark.determined)
                 if ok.any():
                     cc = np.where(ok[..., None, :], rc, cc)
                     excused[REASON_SUBSPACE] = excused.get(REASON_SUBSPACE, 0) + int(ok.sum()) * cc.shape[-2]

@@ -193,6 +193,38 @@ def test_vectors_of_a_repeated_singular_value_may_rotate_and_derived_values_are_
     assert diff is None and excused[REASON_DERIVED] == u.size
 
 
+def test_the_completion_columns_of_a_full_matrix_svd_may_be_any_orthonormal_basis_of_their_span():
+    """``svd(full_matrices=True)`` of a 6x3 matrix: U's last 3 columns are any orthonormal
+    completion (seen on XLA, seed 26), even when the graph returns U alone; a completion
+    that leaves the span, or a first column changed, is still reported."""
+    g = Graph()
+    x = g.add_leaf(TensorType((6, 3), "float32"))
+    s, u, v = g.add_op(SVD.id, {"full_matrices": True}, [x],
+                       [TensorType((3,), "float32"), TensorType((6, 6), "float32"), TensorType((3, 3), "float32")])
+    g.outputs = [u]
+    specs = {SVD.id: SVD}
+    assert nonunique_outputs(g, specs)[0].determined == 3
+    u = np.linalg.svd(np.random.default_rng(3).normal(size=(6, 3)), full_matrices=True)[0]
+    c, t = np.cos(0.9), np.sin(0.9)
+    rot = np.eye(6)
+    rot[3:5, 3:5] = [[c, -t], [t, c]]
+    rot[5, 5] = -1.0
+    diff, excused = judged(g, specs, outs(u), outs(u @ rot))
+    assert diff is None and excused == {REASON_SUBSPACE: 2 * 6}  # two rotated, one sign-flipped
+    leaves = u.copy()
+    leaves[:, 5] = u[:, 0]  # not in the completion's span
+    diff, _ = judged(g, specs, outs(u), outs(leaves))
+    assert diff is not None and diff.output == 0
+    twice = u.copy()
+    twice[:, 3] = u[:, 4]  # in the span, but no longer orthogonal to column 4
+    diff, _ = judged(g, specs, outs(u), outs(twice))
+    assert diff is not None and diff.output == 0
+    first = u @ rot
+    first[:, 0] = first[:, 0] * 0.9
+    diff, _ = judged(g, specs, outs(u), outs(first))
+    assert diff is not None and diff.output == 0
+
+
 @pytest.mark.tensorflow
 def test_xla_singular_vectors_with_other_signs_are_no_bug_but_wrong_singular_values_are(monkeypatch):
     graph, specs = svd_graph()
@@ -471,3 +503,45 @@ def test_the_backward_leaves_out_outputs_that_are_not_unique_and_counts_them():
     assert result.valid and result.bugs == [], result.summary()
     assert result.checks.get("declined: backward of non-unique outputs") == 2
     assert result.checks.get("case: backward") == 1, result.checks  # the singular values still judged
+
+
+@pytest.mark.tensorflow
+def test_a_half_precision_loss_formula_may_round_each_step_relative_to_its_terms():
+    """float16 weighted_cross_entropy_with_logits: eager rounds each step of the formula in
+    float16, XLA fuses them, one ulp apart after an internal cancellation (a 10-minute
+    campaign's false alarm): the noise allowed is the roundoff of the steps' terms, not of
+    the cancelled loss. 5% of the loss is still reported."""
+    from oracles.check import run_backend
+    from oracles.compare import precision_caps
+    from oracles.recompute import DiscontinuityProbe, Evidence
+    from oracles.backends import resolve
+    from oracles.rounding import op_rounding
+    from rules.execute import load_module, setup_framework
+    from rules.specs import SPECS
+
+    loss = Call("tf.nn.weighted_cross_entropy_with_logits#t",
+                {"tensorflow": "tf.nn.weighted_cross_entropy_with_logits({0}, {1}, 3.0)"}, n_inputs=2)
+    loss.api = "tf.nn.weighted_cross_entropy_with_logits"
+    assert op_rounding(loss) == "composite"
+    specs = dict(SPECS, **{loss.id: loss})
+    g = Graph()
+    z, x = g.add_leaf(TensorType((512,), "float16")), g.add_leaf(TensorType((512,), "float16"))
+    g.outputs = g.add_op(loss.id, {}, [z, x], [TensorType((512,), "float16")])
+    case = Case(g, "tensorflow", {z[0]: ValueSpec(5, -2.0, 2.0), x[0]: ValueSpec(6, -4.0, 4.0)})
+    setup_framework("tensorflow")
+    ns = load_module(g, "tensorflow", case.values, specs)
+    _, ref = run_backend(resolve("tf.eager"), ns)
+    caps = precision_caps(["tensorflow"])
+    evidence = Evidence(g, "tensorflow", case.values, specs, ns, caps, ["tensorflow"])
+    probe = DiscontinuityProbe(g, "tensorflow", case.values, specs, caps, evidence)
+    kinds = output_kinds(g, specs, ["tensorflow"])
+    h = np.float16
+    zv, xv = (np.asarray(a.numpy()).astype(np.float64) for a in ns["INPUTS"]())
+    terms = np.abs((1 - zv) * xv) + np.abs(1 + 2 * zv) * (np.log1p(np.exp(-np.abs(xv))) + np.maximum(-xv, 0))
+    eager = ref[0].array
+    cancelled = terms > 16 * np.abs(eager.astype(np.float64))  # the loss far below its terms
+    assert cancelled.any()
+    spread = evidence.outputs()[0].spread  # the noise the comparison allows, measured
+    assert np.all(spread[cancelled] >= 2.0**-11 * terms[cancelled])  # a step's rounding of its terms
+    far = Output("float16", (512,), (ref[0].array.astype(np.float64) * 1.05).astype(h))
+    assert compare_outputs(ref, [far], kinds, evidence.outputs, probe.near) is not None
