@@ -2,6 +2,7 @@
 
     python bench/coverage.py [--time 5m] [--seed 5] [--backends torch.eager,torch.compile]
                              [--runs hybrid-guided,hybrid-unguided,spec-guided,spec-unguided] [--workers 1]
+                             [--repeats 1]
 
 Runs ``dlfuzz fuzz --coverage`` (the real command) once per run, one after the other
 (two cores: campaigns side by side would measure each other), each into a fresh
@@ -17,6 +18,12 @@ campaign's timeline points, which come every 15 s here), the final figures (afte
 in-flight cases drain), cases, valid, distinct operators and APIs, bugs and cases per
 minute. The static analysis of the source folders is cached before the first run, so no
 run pays for it.
+
+``--repeats N`` runs each of them N times, on seeds ``seed`` .. ``seed+N-1`` (a campaign
+of one seed is deterministic but for timing, so the spread over seeds is the honest
+one), and adds per run name the branch coverage at the end of the time of each repeat,
+its mean, and its spread (max - min): guided beats unguided where its mean lies above
+unguided's by more than unguided's spread.
 """
 
 from __future__ import annotations
@@ -95,6 +102,7 @@ def main() -> None:
     p.add_argument("--max-nodes", type=int, default=10)
     p.add_argument("--runs", default=",".join(RUNS), help=f"comma list of {', '.join(RUNS)} (default all, in this order)")
     p.add_argument("--coverage-source", help="folders to measure (default torch/_inductor,torch/_dynamo)")
+    p.add_argument("--repeats", type=int, default=1, help="runs of each, on seeds seed, seed+1, ... (default 1)")
     args = p.parse_args()
     seconds = parse_time(args.time)
     names = [n.strip() for n in args.runs.split(",") if n.strip()]
@@ -109,9 +117,22 @@ def main() -> None:
     else:
         sources = [d for d in (package_dir("torch", "_inductor"), package_dir("torch", "_dynamo")) if d]
     load_static(sources)  # cached once, so that no run pays for parsing the sources
-    results = {n: run(n, args.backends, seconds, args.seed, args.workers, sources, args.max_nodes) for n in names}
+    if args.repeats < 1:
+        raise SystemExit("--repeats: at least 1")
+    results, summary = {}, {}
+    for n in names:
+        ends = []
+        for k in range(args.repeats):
+            key = n if args.repeats == 1 else f"{n}/seed{args.seed + k}"
+            results[key] = run(n, args.backends, seconds, args.seed + k, args.workers, sources, args.max_nodes)
+            ends.append(results[key]["branches_pct"][f"{round(seconds)}s"])
+        ends = [e for e in ends if e is not None]
+        if ends:
+            summary[n] = {"branches_pct_end": ends, "mean": round(sum(ends) / len(ends), 2),
+                          "spread": round(max(ends) - min(ends), 2)}
     print(json.dumps({"bench": "coverage", "backends": args.backends, "time_s": seconds, "seed": args.seed,
-                      "workers": args.workers, "sources": sources, "runs": results}))
+                      "repeats": args.repeats, "workers": args.workers, "sources": sources, "summary": summary,
+                      "runs": results}))
 
 
 if __name__ == "__main__":

@@ -5,13 +5,20 @@ as one model) comes back with the number of arcs it added to the compiler's cove
 (``oracles.sut_coverage``). Guidance turns that into two things:
 
 * **A bandit over generator choices**: operator kinds, APIs, the dtypes of the values an
-  operator is anchored on, and check kinds. Each arm keeps a decayed gain (``log1p`` of
+  operator is anchored on, check kinds, and per batch the harness Dynamo traces around
+  the model and the costly Inductor setting (``Guide.steer``). Each arm keeps a decayed gain (``log1p`` of
   the arcs its jobs added, shared among the job's cases) and a decayed use count; its
   weight is ``1 + BOOST * score / best score`` with ``score = gain / (uses + 1)``, so a
   choice that keeps reaching new code is drawn up to ``1 + BOOST`` times as often, and
   one that stopped paying falls back to the plain weight as its uses grow. Decay works
   per job (``DECAY``): the weights follow what *recently* added arcs. Arms never tried
   keep weight 1 (fresh generation explores them as before).
+  A batch's harness and costly setting are chosen, not drawn from the plain cycles: each
+  one not yet chosen comes first (in cycle order, the plain baseline of none last), then
+  they are drawn by weight, so a short campaign tries every harness and setting once and
+  then favours those that kept adding arcs; the share of each optional check kind
+  (dynamic shapes, backward, layouts) follows its weight, from 0.3 (added nothing) to 0.9
+  (the best).
 * **A seed pool** of the cases whose jobs added arcs (the best ``POOL_SIZE`` by score).
   A share of the models (``MUTATE_SHARE``) are made from a seed instead of afresh: an
   operator swap (one operator node re-instantiated, with the same input and output
@@ -25,7 +32,9 @@ model is made, so the same seed and the same feedback give the same models. (Fee
 arrives as workers finish, so two campaigns of one seed see it at different moments:
 a guided case is reproduced from its ``case.json``, not regenerated from its index; its
 provenance says ``guide``.) Before any feedback, and without ``--coverage``, generation
-is exactly unguided: the draw consumes the model's random stream as before.
+is exactly unguided: the draw consumes the model's random stream as before; only a
+guided batch's harness and costly setting go through every arm in order rather than
+round the plain cycles.
 """
 
 from __future__ import annotations
@@ -41,11 +50,19 @@ from corpus.graph import Graph
 from fuzzer.draw import TypeKey, api_of
 from fuzzer.generate import Generator
 from fuzzer.models import Model, make_model
+from fuzzer.plan import HARNESS_CYCLE, HEAVY_CYCLE, Steer
 from rules.solve import instantiate
 from rules.spec import OpSpec
 from rules.specs.inplace import alias_inputs, has_mutation
 
-CATEGORIES = ("kind", "api", "dtype", "check")
+CATEGORIES = ("kind", "api", "dtype", "check", "harness", "heavy")
+NONE = "none"  # the arm of no harness, no costly setting: the plain baseline
+# the batch-level arms in the order they are first tried (the plain baseline last)
+HARNESS_ARMS = tuple(dict.fromkeys(h for h in HARNESS_CYCLE if h)) + (NONE,)
+HEAVY_ARMS = tuple(dict.fromkeys(h for h in HEAVY_CYCLE if h)) + (NONE,)
+STEERED_CHECKS = ("dynamic", "backward", "layout")
+SHARE_RANGE = (0.3, 0.9)  # a check kind's share, from no gain to the best arm's
+STEER_MEMORY = 256  # batches whose choices are kept (their members are made one by one)
 DECAY = 0.99  # per job fed back: a job's gain halves in weight after ~70 more jobs
 BOOST = 4.0  # the best arm is drawn (1 + BOOST) times as often as an untried one
 POOL_SIZE = 48
@@ -164,7 +181,9 @@ def arms_of(case: Case, specs: Mapping[str, OpSpec]) -> dict[str, set[str]]:
         apis.add(api_of(spec) if spec is not None else op)
     g = case.graph
     dtypes = {g.type_of(v).dtype for v in g.values()}
-    return {"kind": kinds, "api": apis, "dtype": dtypes, "check": set(case.plan.kinds())}
+    heavy = next((h for h in HEAVY_ARMS if case.plan.options.get(h)), NONE)
+    return {"kind": kinds, "api": apis, "dtype": dtypes, "check": set(case.plan.kinds()),
+            "harness": {case.plan.harness or NONE}, "heavy": {heavy}}
 
 
 class Guide:
@@ -178,6 +197,8 @@ class Guide:
         self.bandit = Bandit()
         self.pool = SeedPool()
         self.made: dict[str, int] = {}  # models by how they were made: fresh, swap, focus
+        self._steers: dict[object, Steer] = {}  # by batch (or model, unbatched)
+        self._chosen: dict[str, dict[str, int]] = {"harness": {}, "heavy": {}}
         self._lock = threading.Lock()
 
     # -- feedback ---------------------------------------------------------------------------
@@ -200,19 +221,44 @@ class Guide:
         with self._lock:
             return Bias(self.bandit.weights("kind"), self.bandit.weights("api"), self.bandit.weights("dtype"))
 
-    def checks_for(self, rng: random.Random, allowed: Sequence[str]) -> tuple[str, ...]:
-        """The check kinds a model may draw: every optional kind stays with probability
-        1/2 plus 1/2 of its weight relative to the best (all of them before any gain)."""
+    def steer(self, key: object) -> Steer:
+        """The choices for batch ``key`` (all its members get the same): the harness and the
+        costly setting (each untried one first, in order; then by weight), and the shares
+        of the optional check kinds (by weight; the plain shares before any gain)."""
         with self._lock:
+            if key in self._steers:
+                return self._steers[key]
+            rng = random.Random(f"{self.seed}/{key}/steer")
+            picks = {cat: self._choose(rng, cat, arms) for cat, arms in (("harness", HARNESS_ARMS), ("heavy", HEAVY_ARMS))}
             w = self.bandit.weights("check")
-        if not w:
-            return tuple(allowed)
-        top = max(w.values())
-        return tuple(k for k in allowed if k == "forward" or rng.random() < 0.5 + 0.5 * w.get(k, 1.0) / top)
+            shares = None
+            if w:
+                top = max(w.values())
+                low, high = SHARE_RANGE
+                shares = {k: low + (high - low) * (w.get(k, 1.0) - 1.0) / max(top - 1.0, 1e-9) for k in STEERED_CHECKS}
+            steer = Steer(harness="" if picks["harness"] == NONE else picks["harness"],
+                          heavy="" if picks["heavy"] == NONE else picks["heavy"], shares=shares)
+            self._steers[key] = steer
+            while len(self._steers) > STEER_MEMORY:
+                self._steers.pop(next(iter(self._steers)))
+            return steer
+
+    def _choose(self, rng: random.Random, category: str, arms: Sequence[str]) -> str:
+        chosen = self._chosen[category]
+        fresh = [a for a in arms if a not in chosen]
+        if fresh:
+            arm = fresh[0]
+        else:
+            w = self.bandit.weights(category)
+            arm = rng.choices(list(arms), weights=[w.get(a, 1.0) for a in arms])[0]
+        chosen[arm] = chosen.get(arm, 0) + 1
+        return arm
 
     # -- making models ------------------------------------------------------------------------
-    def make(self, index: int, generator: Generator, *, checks: Sequence[str], **model_kw) -> Model:
-        """Model ``index``: fresh (biased) or a mutant of a pool seed."""
+    def make(self, index: int, generator: Generator, *, checks: Sequence[str], group: int | None = None,
+             **model_kw) -> Model:
+        """Model ``index``: fresh (biased) or a mutant of a pool seed, with its batch's
+        steered choices (``steer``)."""
         rng = random.Random(f"{self.seed}/{index}/guide")
         bias = self.bias()
         parent = None
@@ -228,10 +274,11 @@ class Guide:
             else:
                 how = "focus"
                 bias.focus = frozenset(arms_of(parent, self.specs)["api"])
-        checks = self.checks_for(rng, checks)
+        steer = self.steer(f"group{group}" if group is not None else f"model{index}")
         generator.draw.guide = bias if bias.active else None
         try:
-            model = make_model(generator, self.specs, self.seed, index, checks=checks, case_for=case_for, **model_kw)
+            model = make_model(generator, self.specs, self.seed, index, checks=checks, case_for=case_for,
+                               group=group, steer=steer, **model_kw)
         finally:
             generator.draw.guide = None
         how = how if how != "swap" or model.case.provenance.get("mutant_of") is not None else "fresh"

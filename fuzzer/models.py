@@ -14,7 +14,7 @@ from typing import Callable, Mapping, Sequence
 
 from corpus.case import Case, write_atomic
 from fuzzer.generate import GenConfig, Generator
-from fuzzer.plan import cycle_slot, draw_harness, draw_options, draw_plan
+from fuzzer.plan import Steer, cycle_slot, draw_harness, draw_options, draw_plan
 from fuzzer.values import SearchResult, choose_mode, search_values
 from rules.codegen import program_source
 from rules.spec import OpSpec
@@ -53,7 +53,8 @@ def make_case(generator: Generator, seed: int, index: int, draw: int = 0) -> Cas
 def make_model(generator: Generator, specs: Mapping[str, OpSpec], seed: int, index: int, *,
                special_values: bool = True, checks: Sequence[str] = ("forward",),
                frameworks: Sequence[str] | None = None, case_for: Callable[[int], Case | None] | None = None,
-               group: int | None = None, options: bool = False, harness: bool = False) -> Model:
+               group: int | None = None, options: bool = False, harness: bool = False,
+               steer: Steer | None = None) -> Model:
     """Generate model ``index`` and search values for it (runs it in eager mode).
     ``special_values``: False for torch-vs-tensorflow and XLA campaigns, where NaN and
     infinity propagate by each framework's own documented rules (``tf.maximum``; XLA's
@@ -64,7 +65,9 @@ def make_model(generator: Generator, specs: Mapping[str, OpSpec], seed: int, ind
     checks their plans have from one stream (``fuzzer.plan.draw_plan``'s ``kinds``), and
     their compiler options too. ``options``: draw Inductor options for the plan
     (``fuzzer.plan.draw_options``; only where Inductor is under test). ``harness``: draw
-    a harness (``fuzzer.plan.draw_harness``; only where torch.compile is under test)."""
+    a harness (``fuzzer.plan.draw_harness``; only where torch.compile is under test).
+    ``steer``: coverage guidance's choices for the model's batch (``fuzzer.plan.Steer``)."""
+    steer = steer or Steer()
     for draw in range(DRAWS_PER_MODEL):
         case = (case_for(draw) if case_for is not None else None) or make_case(generator, seed, index, draw)
         # the value mode (wide integers, special floats) has its own stream: plain cases
@@ -80,14 +83,14 @@ def make_model(generator: Generator, specs: Mapping[str, OpSpec], seed: int, ind
     if search.ok and set(checks) - {"forward"}:
         kinds = None if group is None else random.Random(f"{seed}/group{group}/checks")
         case.plan = draw_plan(case, specs, random.Random(f"{seed}/{index}/{draw}/plan"), checks,
-                              frameworks or (case.framework,), kinds)
+                              frameworks or (case.framework,), kinds, steer.shares)
     slot = cycle_slot(seed, group)
     if search.ok and options:
         stream = f"{seed}/group{group}/options" if group is not None else f"{seed}/{index}/options"
-        case.plan.options = draw_options(random.Random(stream), slot)
+        case.plan.options = draw_options(random.Random(stream), slot, steer.heavy)
     if search.ok and harness:
         stream = f"{seed}/group{group}/harness" if group is not None else f"{seed}/{index}/harness"
-        case.plan.harness = draw_harness(random.Random(stream), case.plan.mutation, slot)
+        case.plan.harness = draw_harness(random.Random(stream), case.plan.mutation, slot, steer.harness)
     return Model(case, search, discarded=draw)
 
 

@@ -31,6 +31,7 @@ short campaign meet each of them: each adds most of its coverage the first time.
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import networkx as nx
@@ -95,19 +96,32 @@ def cycle_slot(seed: int, group: int | None) -> int | None:
     return random.Random(f"{seed}/cycle").randrange(len(HARNESS_CYCLE) * len(HEAVY_CYCLE)) + group
 
 
-def draw_harness(rng: random.Random, mutation: bool = False, slot: int | None = None) -> str:
+@dataclass(frozen=True)
+class Steer:
+    """Coverage guidance's choices for one batch (``fuzzer.guidance.Guide.steer``): the
+    harness, the costly Inductor setting, and the share of each optional check kind. None
+    keeps the plain draw (the cycles, ``SHARE``)."""
+
+    harness: str | None = None
+    heavy: str | None = None
+    shares: Mapping[str, float] | None = None
+
+
+def draw_harness(rng: random.Random, mutation: bool = False, slot: int | None = None, name: str | None = None) -> str:
     """The harness (``corpus.plan.HARNESSES``, or "") at ``slot`` of ``HARNESS_CYCLE``, or
-    drawn from it by ``rng`` where there is no slot. ``mutation``: the model writes into
-    tensors in place, which rules out ``checkpoint``."""
-    name = HARNESS_CYCLE[slot % len(HARNESS_CYCLE)] if slot is not None else rng.choice(HARNESS_CYCLE)
+    drawn from it by ``rng`` where there is no slot, or ``name`` where guidance chose.
+    ``mutation``: the model writes into tensors in place, which rules out ``checkpoint``."""
+    if name is None:
+        name = HARNESS_CYCLE[slot % len(HARNESS_CYCLE)] if slot is not None else rng.choice(HARNESS_CYCLE)
     return "" if name == "checkpoint" and mutation else name
 
 
-def draw_options(rng: random.Random, slot: int | None = None) -> dict[str, Any]:
+def draw_options(rng: random.Random, slot: int | None = None, heavy: str | None = None) -> dict[str, Any]:
     """Inductor settings to compile a case under: the costly one at ``slot`` of
-    ``HEAVY_CYCLE`` (drawn by ``rng`` where there is no slot), and each of ``OPTIONS``
-    with its share."""
-    heavy = HEAVY_CYCLE[slot % len(HEAVY_CYCLE)] if slot is not None else rng.choice(HEAVY_CYCLE)
+    ``HEAVY_CYCLE`` (drawn by ``rng`` where there is no slot; ``heavy`` where guidance
+    chose), and each of ``OPTIONS`` with its share."""
+    if heavy is None:
+        heavy = HEAVY_CYCLE[slot % len(HEAVY_CYCLE)] if slot is not None else rng.choice(HEAVY_CYCLE)
     picked = {heavy: HEAVY[heavy]} if heavy else {}
     picked.update({name: value for name, value, share in OPTIONS if rng.random() < share})
     return {k: (dict(v) if isinstance(v, dict) else v) for k, v in picked.items()}
@@ -126,7 +140,8 @@ def has_gradient_path(case: Case) -> bool:
 
 
 def draw_plan(case: Case, specs: Mapping[str, OpSpec], rng: random.Random, checks: Sequence[str] = CHECK_KINDS,
-              frameworks: Sequence[str] = ("torch",), kinds: random.Random | None = None) -> CheckPlan:
+              frameworks: Sequence[str] = ("torch",), kinds: random.Random | None = None,
+              shares: Mapping[str, float] | None = None) -> CheckPlan:
     """A plan for ``case`` using only ``checks``; ``frameworks``: those of the backends
     under test (layouts and mutation are PyTorch's). ``kinds``: the stream that decides
     which checks the plan has (default ``rng``); a campaign that batches cases gives the
@@ -134,13 +149,14 @@ def draw_plan(case: Case, specs: Mapping[str, OpSpec], rng: random.Random, check
     with a backward holds only cases that asked for it (one such compile costs several
     plain ones)."""
     kinds = kinds or rng
+    share = dict(SHARE, **(shares or {}))  # guidance's shares (fuzzer.guidance), else the plain ones
     from oracles.layouts import draw_layout  # the layouts' names and rules live with the oracle
     from rules.shape_sets import dynamic_dim_candidates, other_shape_sets
 
     graph = case.graph
     plan = CheckPlan()
     torch_only = set(frameworks) == {"torch"}
-    if "dynamic" in checks and kinds.random() < SHARE["dynamic"]:
+    if "dynamic" in checks and kinds.random() < share["dynamic"]:
         candidates = dynamic_dim_candidates(graph)
         if candidates:
             dims = sorted(rng.sample(candidates, min(len(candidates), rng.choice((1, 2, 2, 3)))))
@@ -151,10 +167,10 @@ def draw_plan(case: Case, specs: Mapping[str, OpSpec], rng: random.Random, check
                 plan.dynamic_dims, plan.shape_sets = dims, sets
     # (no gradients through deliberate NaN, infinity or subnormal inputs: their
     # derivatives are undefined or overflow, and frameworks differ there by design)
-    if "backward" in checks and kinds.random() < SHARE["backward"] and has_gradient_path(case) \
+    if "backward" in checks and kinds.random() < share["backward"] and has_gradient_path(case) \
             and not has_special(case.values.values()):
         plan.backward_seed = rng.randrange(2**31)
-    if "layout" in checks and torch_only and kinds.random() < SHARE["layout"]:
+    if "layout" in checks and torch_only and kinds.random() < share["layout"]:
         from rules.specs.inplace import written_inputs
 
         # never a stride-0 tensor where the model writes: writing into one is a user

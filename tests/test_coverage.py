@@ -208,3 +208,49 @@ def test_a_coverage_campaign_records_figures_over_time_and_resume_keeps_them(tmp
 
     with pytest.raises(CampaignError, match="same --coverage-source"):
         run(12, sources=(os.path.dirname(_functorch()) + "/_dynamo",))
+
+
+def _case_with(harness: str, heavy: str, backward: bool):
+    case = make_model(_generator(), SPECS, 4, 0).case
+    case.plan.harness = harness
+    case.plan.options = {heavy: True} if heavy else {}
+    case.plan.backward_seed = 1 if backward else None
+    return case
+
+
+def test_a_batch_is_steered_to_every_harness_and_setting_once_then_to_those_that_added_arcs():
+    from fuzzer.guidance import HARNESS_ARMS, HEAVY_ARMS
+
+    guide = Guide(9, SPECS)
+    first = [guide.steer(f"group{g}") for g in range(len(HARNESS_ARMS))]
+    assert [s.harness or "none" for s in first] == list(HARNESS_ARMS)  # each once, the plain one last
+    assert [s.heavy or "none" for s in first[:len(HEAVY_ARMS)]] == list(HEAVY_ARMS)
+    assert guide.steer("group0") is first[0]  # every member of a batch gets the batch's choices
+    assert all(s.shares is None for s in first)  # no gain yet: the plain shares
+    for _ in range(6):
+        guide.feedback([_case_with("containers", "freezing", True)], 400)
+        guide.feedback([_case_with("python", "", False)], 0)
+    later = [guide.steer(f"group{g}") for g in range(100, 300)]
+    harnesses = [s.harness for s in later]
+    assert harnesses.count("containers") > 3 * harnesses.count("python")
+    assert [s.heavy for s in later].count("freezing") > 2 * [s.heavy for s in later].count("")
+    shares = later[0].shares
+    assert shares["backward"] == pytest.approx(0.9) and shares["layout"] == pytest.approx(0.3)
+    again = Guide(9, SPECS)  # the same feedback, the same choices
+    [again.steer(f"group{g}") for g in range(len(HARNESS_ARMS))]
+    for _ in range(6):
+        again.feedback([_case_with("containers", "freezing", True)], 400)
+        again.feedback([_case_with("python", "", False)], 0)
+    assert [again.steer(f"group{g}") for g in range(100, 300)] == later
+
+
+def test_a_steer_decides_the_models_harness_setting_and_check_shares():
+    from fuzzer.plan import Steer
+
+    gen = _generator()
+    steer = Steer(harness="modules", heavy="max_autotune", shares={"backward": 1.0, "dynamic": 0.0, "layout": 0.0})
+    cases = [make_model(gen, SPECS, 5, i, checks=("forward", "dynamic", "backward", "layout"), group=0,
+                        options=True, harness=True, steer=steer).case for i in range(4)]
+    assert all(c.plan.harness == "modules" and c.plan.options.get("max_autotune") for c in cases)
+    assert all(not c.plan.dynamic and not c.plan.layouts for c in cases)
+    assert any(c.plan.backward for c in cases)
