@@ -120,16 +120,18 @@ def main() -> None:
     if args.repeats < 1:
         raise SystemExit("--repeats: at least 1")
     results, summary = {}, {}
-    for n in names:
-        ends = []
-        for k in range(args.repeats):
+    ends: dict[str, list[float]] = {n: [] for n in names}
+    for k in range(args.repeats):  # interleaved: a machine that slows down slows every run name alike
+        for n in names:
             key = n if args.repeats == 1 else f"{n}/seed{args.seed + k}"
             results[key] = run(n, args.backends, seconds, args.seed + k, args.workers, sources, args.max_nodes)
-            ends.append(results[key]["branches_pct"][f"{round(seconds)}s"])
-        ends = [e for e in ends if e is not None]
-        if ends:
-            summary[n] = {"branches_pct_end": ends, "mean": round(sum(ends) / len(ends), 2),
-                          "spread": round(max(ends) - min(ends), 2)}
+            end = results[key]["branches_pct"][f"{round(seconds)}s"]
+            if end is not None:
+                ends[n].append(end)
+    for n, values in ends.items():
+        if values:
+            summary[n] = {"branches_pct_end": values, "mean": round(sum(values) / len(values), 2),
+                          "spread": round(max(values) - min(values), 2)}
     print(json.dumps({"bench": "coverage", "backends": args.backends, "time_s": seconds, "seed": args.seed,
                       "repeats": args.repeats, "workers": args.workers, "sources": sources, "summary": summary,
                       "runs": results}))
