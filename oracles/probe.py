@@ -26,11 +26,13 @@ from corpus.tensor_type import is_float
 from corpus.values import ValueSpec
 from oracles.compare import (DISCONTINUOUS_APIS, NEAR_DISCONTINUITY, NEAR_TIE, PROBE_FAILED, is_discontinuous, judged_tolerance,
                              rounded_int_nodes, tolerance, value_precision)
-from oracles.rounding import exact_nodes, is_index_op, ties_documented
+from oracles.rounding import UNIT_ROUNDOFF, exact_nodes, is_index_op, ties_documented
 from rules.execute import load_module
 from rules.spec import OpSpec
 
 RANDOM_TRIALS = 6
+PROBE_FLOOR_ULPS = 16  # the least an input carrying rounding is moved, in its precision's roundoffs
+SMALLEST_NORMAL = {"float16": 2.0**-14, "bfloat16": 2.0**-126, "float32": 2.0**-126, "float64": 2.0**-1022}
 PROBE_SEED = 0
 Value = tuple[int, int]
 
@@ -96,9 +98,11 @@ def _jump_masks(base: list[np.ndarray], moved: list[np.ndarray], out_dtypes: lis
         else:
             b64, m64 = b.astype(np.float64), m.astype(np.float64)
             atol, rtol = tolerance(precision or d)
-            # a continuous op moves by about the perturbation; a jump by much more
+            # a continuous op moves by about the perturbation; a jump by more, and one past the
+            # tolerance is one the comparison would see (a floormod by 1.3e-5 jumps 1.3e-5,
+            # under twice float32's atol)
             with np.errstate(invalid="ignore"):
-                far = np.abs(m64 - b64) > 2 * (atol + rtol * np.abs(b64)) + 2 * _step_like(deltas, b.shape)
+                far = np.abs(m64 - b64) > (atol + rtol * np.abs(b64)) + 2 * _step_like(deltas, b.shape)
             masks.append(far | (~np.isfinite(m64) & np.isfinite(b64)))
     return masks
 
@@ -249,8 +253,14 @@ class DiscontinuityProbe:
             if p not in loose:
                 continue
             if v[0] in self._exact:
-                if ties:
-                    deltas[p] = loose[p]
+                if ties:  # a few of its own ulps: enough to split an exact tie, or to stand
+                    # for a backend's rounding inside the op (not a tolerance, which moves a
+                    # floormod's dividend past many periods of a small divisor)
+                    dtype = self.graph.type_of(v).dtype
+                    x = np.maximum(np.abs(np.asarray(env[v], dtype=np.float64)), SMALLEST_NORMAL.get(dtype, 0.0))
+                    with np.errstate(invalid="ignore", over="ignore"):
+                        ulps = PROBE_FLOOR_ULPS * UNIT_ROUNDOFF.get(dtype, 0.0) * x
+                    deltas[p] = np.where(np.isfinite(ulps), np.minimum(ulps, loose[p]), 0.0)
                 continue
             measured = self.evidence.value(v) if self.evidence is not None else None
             x = np.asarray(env[v], dtype=np.float64)
@@ -260,10 +270,16 @@ class DiscontinuityProbe:
             x64, spread = measured
             err = np.abs(x - x64)
             precision = value_precision(self.graph, v[0], self.caps) or self.graph.type_of(v).dtype
-            atol, rtol = judged_tolerance(precision)
-            # rule 4's allowance around x64, plus the reference's own distance from it
+            _, rtol = judged_tolerance(precision)
+            # rule 4's allowance around x64 (3 err + 2 spread), plus the reference's own
+            # distance from it, at least PROBE_FLOOR_ULPS of the value (at most rule 4's rtol).
+            # Not rule 4's floors in float32/64 (1e-4 relative is ~1,700 float32 ulps), nor its
+            # absolute one (for outputs near zero): a floormod by 1.3e-5 (a product of 17
+            # values) is 1e5 periods from zero, and moved by those floors every element
+            # wraps while none sits near a jump.
+            floor = min(rtol, PROBE_FLOOR_ULPS * UNIT_ROUNDOFF.get(precision, rtol))
             with np.errstate(invalid="ignore", over="ignore"):
-                measured_delta = np.maximum(atol + rtol * np.abs(x64), 3 * err + 2 * spread) + err
+                measured_delta = np.maximum(floor * np.abs(x64), 3 * err + 2 * spread) + err
             deltas[p] = np.where(np.isfinite(measured_delta), measured_delta, loose[p])
         return deltas
 

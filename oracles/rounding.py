@@ -68,6 +68,7 @@ EXACT_APIS = re.compile(
     r"vstack|dstack|split|splitv|chunk|tensor_split|unbind|narrow|select|selectv2|where|slice|stridedslice|"
     r"index_select|gather|gatherv2|gather_nd|gathernd|take|take_along_dim|masked_fill|flip|fliplr|flipud|"
     r"reverse|reversev2|roll|rot90|tile|repeat|repeat_interleave|tril|triu|matrixbandpart|diag|diagonal|"
+    r"diag_part|matrix_diag|matrix_diag_part|matrix_set_diag|set_diag|band_part|matrix_band_part|"
     r"diag_embed|pad|padv2|mirrorpad|sort|msort|topk|topkv2|argmax|argmin|argsort|cummax|cummin|kthvalue|"
     r"identity|clone|contiguous|pixel_shuffle|pixel_unshuffle|max_pool\w*|maxpool\w*|adaptive_max_pool\w*|"
     r"zeros_like|ones_like|copy|detach|reduce_max|reduce_min")

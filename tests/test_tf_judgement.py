@@ -545,3 +545,45 @@ def test_a_half_precision_loss_formula_may_round_each_step_relative_to_its_terms
     assert np.all(spread[cancelled] >= 2.0**-11 * terms[cancelled])  # a step's rounding of its terms
     far = Output("float16", (512,), (ref[0].array.astype(np.float64) * 1.05).astype(h))
     assert compare_outputs(ref, [far], kinds, evidence.outputs, probe.near) is not None
+
+
+@pytest.mark.tensorflow
+def test_a_floormod_by_a_tiny_divisor_excuses_the_elements_near_a_jump_and_no_others():
+    """floormod(x, prod(w)) with the product 4e-5: the quotients are ~1e4, so the few
+    ulps by which XLA's product differs move the elements whose quotient sits near an
+    integer by a whole period (seed 27's false alarm). The probe moves each input by its
+    measured noise (not by float32's 1e-4 relative tolerance, which wraps every element),
+    so it finds those few; a jump elsewhere is still reported."""
+    from oracles.compare import NEAR_DISCONTINUITY, precision_caps
+    from oracles.probe import DiscontinuityProbe
+    from oracles.recompute import Evidence
+    from rules.execute import load_module, run_module, setup_framework
+    from rules.specs import SPECS
+
+    prod = Call("tf.math.reduce_prod#t", {"tensorflow": "tf.math.reduce_prod({0})"})
+    mod = Call("tf.math.floormod#t", {"tensorflow": "tf.math.floormod({0}, {1})"}, n_inputs=2)
+    prod.api, mod.api = "tf.math.reduce_prod", "tf.math.floormod"
+    specs = dict(SPECS, **{prod.id: prod, mod.id: mod})
+    g = Graph()
+    x, w = g.add_leaf(TensorType((45,), "float32")), g.add_leaf(TensorType((17,), "float32"))
+    [y] = g.add_op(prod.id, {}, [w], [TensorType((), "float32")])
+    [r] = g.add_op(mod.id, {}, [x, y], [TensorType((45,), "float32")])
+    g.outputs = [r]
+    case = Case(g, "tensorflow", {x[0]: ValueSpec(8, -2.0, 2.0), w[0]: ValueSpec(1008, -1.2, 1.2)})
+    setup_framework("tensorflow")
+    ns = load_module(g, "tensorflow", case.values, specs)
+    caps = precision_caps(["tensorflow"])
+    evidence = Evidence(g, "tensorflow", case.values, specs, ns, caps, ["tensorflow"])
+    probe = DiscontinuityProbe(g, "tensorflow", case.values, specs, caps, evidence, ["tensorflow"])
+    near = probe.near({r[0]}, 0)[NEAR_DISCONTINUITY]
+    assert 0 < near.sum() <= 6  # the few near a jump, not all 45
+    [ref] = [Output("float32", (45,), a) for a in run_module(ns, "tensorflow")]
+    period = float(np.asarray(probe._values()[y]))
+    assert abs(period) > 2e-5  # a jump is more than float32's absolute tolerance
+    kinds = output_kinds(g, specs, ["tensorflow"])
+    jumped = Output("float32", (45,), np.where(near, ref.array + np.float32(period), ref.array))
+    assert compare_outputs([ref], [jumped], kinds, evidence.outputs, probe.near) is None
+    elsewhere = ref.array.copy()
+    elsewhere[int(np.argmin(near))] += np.float32(period)
+    diff = compare_outputs([ref], [Output("float32", (45,), elsewhere)], kinds, evidence.outputs, probe.near)
+    assert diff is not None and diff.output == 0
