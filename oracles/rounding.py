@@ -19,7 +19,8 @@
   dtype's roundoff of the result's scale times cond(A), per matrix (an XLA float16 inv
   computed in float16 where eager computes in float32 is no bug; 5% on a well-conditioned
   matrix still is);
-* "composite": a loss formula of several rounded steps whose terms may cancel
+* "composite": a formula of several rounded steps whose terms may cancel (losses with
+  logits, batch normalization with given statistics, colour-space round trips)
   (``weighted_cross_entropy_with_logits`` is ``(1-z)*x + (1+(q-1)*z)*softplus(-x)``): each
   step rounds relative to its terms, each bounded by the product of ``1 + |operand|``
   over the float operands (the formulas are of degree one in each), so the dtype's
@@ -87,8 +88,13 @@ SOLVE_APIS = re.compile(
     r"lu_solve|lu_reconstruct|triangular_solve|det|slogdet|logdet|logabsdet|matrix_determinant|log_matrix_determinant|"
     r"qr|svd|svdvals|eig|eigh|eigvals|eigvalsh|self_adjoint_eig\w*|expm|matrix_exp|matrix_power|tensorinv|"
     r"tensorsolve|sqrtm|matrix_square_root|logm|matrix_logarithm")
-# loss formulas of several steps, elementwise (the reducing torch losses stay "")
-COMPOSITE_APIS = re.compile(r"\w*_with_logits|log_poisson_loss|\w*_cross_entropy\w*")
+# formulas of several steps, elementwise (the reducing torch losses stay "")
+COMPOSITE_APIS = re.compile(r"\w*_with_logits|log_poisson_loss|\w*_cross_entropy\w*|"
+                            r"batch_norm_with_global_normalization|batch_normalization|"  # (x - m) * s + b
+                            # colour-space round trips: a channel that comes back as 0 is a
+                            # cancellation of terms of the pixels' size
+                            r"adjust_hue|adjust_saturation|rgb_to_hsv|hsv_to_rgb|rgb_to_yiq|yiq_to_rgb|"
+                            r"rgb_to_yuv|yuv_to_rgb")
 # APIs computing a remainder (the dunder names lose their trailing underscores)
 REMAINDER_APIS = re.compile(r"_*r?mod|fmod|floormod|floor_mod|truncatemod|remainder")
 INDEX_APIS = re.compile(r"argmax|argmin|argsort|sort|msort|topk|topkv2|kthvalue|mode|median|nanmedian|max|min")

@@ -341,3 +341,23 @@ def test_a_remainder_rounds_relative_to_its_dividend_and_a_real_error_is_still_r
     five_percent = lambda arrays: [(a.astype(np.float64) + 0.05 * dividend).astype(np.float16) for a in arrays]
     diff, _ = judge(case, five_percent)
     assert diff is not None
+
+
+def test_an_infinity_the_float64_reference_also_gives_is_right_where_the_reference_rounded_to_finite():
+    """xlogy(x, reduce_std(broadcast_to(c, [17]))): the deviations are exactly 0, so the
+    float64 value is inf; eager's rounded mean left the std at 6e-8 and the result at 12.3,
+    XLA got the exact 0 and inf (seed 27's false alarm). An infinity where float64 gives a
+    finite value, or the other infinity, is still reported."""
+    from oracles.compare import MATCHES_REFERENCE64, OutputKind, Reference64
+
+    kind = [OutputKind(False, frozenset(), "float32")]
+    ref = [Output("float32", (3,), np.array([12.3, 14.7, 1.0], dtype=np.float32))]
+    truth = np.array([np.inf, np.inf, 1.0])
+    evidence = lambda: [Reference64(truth, np.zeros(3))]  # noqa: E731
+    excused = {}
+    inf = Output("float32", (3,), np.array([np.inf, np.inf, 1.0], dtype=np.float32))
+    assert compare_outputs(ref, [inf], kind, evidence, excused=excused) is None
+    assert excused == {MATCHES_REFERENCE64: 2}
+    for wrong in ([np.inf, -np.inf, 1.0], [np.inf, np.inf, np.inf], [np.nan, np.inf, 1.0]):
+        diff = compare_outputs(ref, [Output("float32", (3,), np.array(wrong, dtype=np.float32))], kind, evidence)
+        assert diff is not None and "NaN/Inf" in diff.message, wrong
