@@ -38,7 +38,7 @@ from oracles.gradients import cotangents
 from oracles.judge import (Expectation, GradientReference, expectation, gradient_kind, judge_gradients, judge_outputs,
                            mutated_inputs)
 from oracles.layouts import KEEPS_VALUES
-from oracles.verdict import CheckResult, Verdict, exception_message, is_meta_rejection, meta_rejection_message
+from oracles.verdict import CheckResult, Verdict, exception_message, is_argument_rejection, is_meta_rejection, meta_rejection_message
 from rules.execute import load_module, setup_framework
 from rules.semantics import nonunique_outputs
 from rules.spec import OpSpec
@@ -71,8 +71,8 @@ def run_backend(backend: Backend, ns: dict[str, Any], progress: Progress | None 
     except (Exception, SystemExit) as e:  # noqa: BLE001 - any failure of the backend is its verdict
         message = exception_message(e)
         stage = tracker.current or "compile"
-        meta = not backend.eager and backend.framework == "torch" and stage == "compile" and is_meta_rejection(e)
-        message = meta_rejection_message(e) if meta else message
+        meta = not backend.eager and stage == "compile" and _rejects_arguments(backend.framework, e, message)
+        message = meta_rejection_message(e) if meta and backend.framework == "torch" else message
         return Verdict(backend.name, "eager-validation" if meta else "crash", stage, message,
                        seconds=time.perf_counter() - start, unsupported=backend.is_unsupported(message)), None
     return Verdict(backend.name, "ok", seconds=time.perf_counter() - start), outputs
@@ -168,14 +168,20 @@ def silent_writes(graph: Graph, exp: Expectation, ref_outs: Sequence[Output], ns
     return out
 
 
+def _rejects_arguments(framework: str, error: BaseException, message: str) -> bool:
+    """A compile-stage failure that is the compiler's argument validation (torch: a
+    fake-tensor/meta check; TensorFlow: XLA's shape inference on an attribute value)."""
+    return is_meta_rejection(error) if framework == "torch" else is_argument_rejection(message)
+
+
 def _count(d: dict[str, int], key: str, n: int = 1) -> None:
     d[key] = d.get(key, 0) + n
 
 
 def _failure_verdict(b: Backend, failed: Failed, check: str) -> Verdict:
     message = exception_message(failed.error)
-    meta = not b.eager and b.framework == "torch" and failed.stage == "compile" and is_meta_rejection(failed.error)
-    message = meta_rejection_message(failed.error) if meta else message
+    meta = not b.eager and failed.stage == "compile" and _rejects_arguments(b.framework, failed.error, message)
+    message = meta_rejection_message(failed.error) if meta and b.framework == "torch" else message
     if failed.stage == "backward":
         check = "backward"
     return Verdict(b.name, "eager-validation" if meta else "crash", failed.stage, message, seconds=failed.seconds,

@@ -16,9 +16,10 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-# "eager-validation": a compiler's fake-tensor/meta check rejects, at compile time, a call
-# that eager ran: eager's validation is missing (or the meta function is too strict); a
-# bug of its own kind, signed like a crash and listed apart in the summary
+# "eager-validation": a compiler's fake-tensor/meta check (XLA: its shape inference)
+# rejects, at compile time, a call that eager ran: eager's validation is missing (or the
+# compiler's check is too strict); a bug of its own kind, signed like a crash and listed
+# apart in the summary
 STATUSES = ("ok", "crash", "abort", "timeout", "mismatch", "eager-validation")
 STAGES = ("compile", "run", "backward", "")
 # the check of a case's plan that saw a failure (``corpus.plan``)
@@ -87,6 +88,20 @@ def exception_message(exc: BaseException) -> str:
 _FAKE_MESSAGES = ("when making fake tensor call", "failed to run FX node with fake tensors")
 _META_FILES = re.compile(r"torch[/\\](_meta_registrations\.py|_refs[/\\]|_prims_common[/\\]|_prims[/\\])")
 _DECOMP_FILES = re.compile(r"torch[/\\]_decomp[/\\]")
+
+
+# XLA's shape inference rejecting an attribute value at compile time (a negative stride,
+# a permutation index out of range, a negative k): where eager ran the same call, eager's
+# validation is missing, the TensorFlow analogue of a fake-tensor rejection
+_XLA_ARGUMENT_CHECKS = re.compile(
+    r"Failed getting HLO text: '?(?:[^']*?)(?:must be (?:positive|non-?negative|greater than|at least|>=)"
+    r"|-?\d+ is out of range \[|must be in the range)")
+
+
+def is_argument_rejection(message: str) -> bool:
+    """Whether an XLA compile error is its shape inference rejecting an argument value
+    (``tf.xla``'s analogue of ``is_meta_rejection``)."""
+    return bool(_XLA_ARGUMENT_CHECKS.search(message))
 
 
 def is_meta_rejection(exc: BaseException) -> bool:

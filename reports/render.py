@@ -112,6 +112,11 @@ _CHECK_SUFFIX = {"dynamic": " with dynamic shapes", "layout": " for non-contiguo
                  "backward": " in the backward"}
 
 
+def _argument_checks(verdict: Verdict) -> str:
+    """What rejected the arguments: torch.compile's fake-tensor/meta checks, XLA's shape inference."""
+    return "shape inference (XLA)" if verdict.backend.startswith("tf.") else "fake-tensor/meta checks"
+
+
 def symptom(verdict: Verdict) -> str:
     stage = "at compile time" if verdict.stage == "compile" else "at run time"
     if verdict.check != "forward":
@@ -119,7 +124,7 @@ def symptom(verdict: Verdict) -> str:
     if verdict.status == "crash":
         return f"raises {_exception_type(verdict.message)} {stage}"
     if verdict.status == "eager-validation":
-        return f"rejects in its fake-tensor/meta checks a call eager runs ({_exception_type(verdict.message)})"
+        return f"rejects in its {_argument_checks(verdict)} a call eager runs ({_exception_type(verdict.message)})"
     if verdict.status == "abort":
         sig = verdict.message.removeprefix("killed by signal ").strip()
         return f"kills the process ({sig}) {stage}" if sig.startswith("SIG") else f"kills the process {stage}"
@@ -295,8 +300,8 @@ def render_report(case: Case, verdict: Verdict, sig: Signature, reference: str, 
                   f"Actual: it raises at the {verdict.stage or 'run'} stage:", "", "```", verdict.message, "```", ""]
     elif verdict.status == "eager-validation":
         lines += [f"Expected: eager and `{verdict.backend}` agree on whether this call is valid.",
-                  f"Actual: `{reference}` runs it, while `{verdict.backend}`'s fake-tensor/meta checks reject it at "
-                  "compile time: eager's input validation is missing (or the meta function is too strict):",
+                  f"Actual: `{reference}` runs it, while `{verdict.backend}`'s {_argument_checks(verdict)} reject "
+                  "it at compile time: eager's input validation is missing (or the compiler's check is too strict):",
                   "", "```", verdict.message, "```", ""]
     elif verdict.status == "abort":
         lines += [f"Expected: `{verdict.backend}` runs the model like `{reference}`.",

@@ -5,8 +5,8 @@
 * trial runs in graph mode keep graph-mode contract violations out of generated models;
 * outputs not unique by definition (singular vectors) are compared through what is unique;
 * value preconditions (sorted sequences) are met where the call is written;
-* a compile-time rejection by fake-tensor/meta checks of a call eager runs is its own kind,
-  ``eager-validation``, listed apart in the summary.
+* a compile-time rejection by fake-tensor/meta checks (XLA: shape inference) of a call
+  eager runs is its own kind, ``eager-validation``, listed apart in the summary.
 """
 
 from __future__ import annotations
@@ -620,3 +620,21 @@ def test_a_half_precision_linear_layer_of_one_feature_is_no_reduction_and_keeps_
     assert cancelled.any()
     assert np.all(out.spread[cancelled] >= 2.0**-11 * terms[cancelled])
     assert np.all(out.spread[~cancelled] <= 0.1 * np.abs(out.values[~cancelled]))  # 5% of an uncancelled value stays visible
+
+
+@pytest.mark.tensorflow
+def test_xla_rejecting_an_argument_eager_accepts_is_an_eager_validation_gap_not_an_xla_crash():
+    """avg_pool2d with a stride of -2 on the channel axis: eager TensorFlow runs it, XLA's
+    shape inference rejects it (seed 27): eager's validation is missing. Its own kind;
+    an XLA compile error of another sort stays a crash."""
+    from oracles.verdict import is_argument_rejection
+    from reports.render import symptom
+
+    pool = Call("tf.nn.avg_pool2d#t", {"tensorflow": "tf.nn.avg_pool2d({0}, 1, [1, 1, 1, -2], 'VALID')"})
+    case = one_op_case(pool, "tensorflow", [(4, 9, 4, 3)], [(4, 9, 4, 3)])
+    [bug] = check_case(case, ["tf.eager", "tf.xla"], {pool.id: pool}).bugs
+    assert (bug.status, bug.stage) == ("eager-validation", "compile") and "must be positive" in bug.message
+    assert "shape inference (XLA)" in symptom(bug)
+    assert is_argument_rejection("ValueError: Failed getting HLO text: '-2 is out of range [0 .. 4)")
+    assert not is_argument_rejection("ValueError: Failed getting HLO text: 'during context [Unknown]: Seen floating "
+                                     "point types of different precisions in %LRN.23")
