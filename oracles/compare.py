@@ -208,9 +208,10 @@ def value_precision(graph: Graph, node: int, caps: Mapping[str, str] | None = No
     return next((d for d in PRECISION_ORDER if d in dtypes), "")
 
 
-def is_discontinuous(graph: Graph, node: int, specs: Mapping[str, OpSpec]) -> bool:
+def is_discontinuous(graph: Graph, node: int, specs: Mapping[str, OpSpec], rounded: set[int] | None = None) -> bool:
     """A spec marked discontinuous or with unstable (index) outputs, or any op turning
-    floats into integers or bools."""
+    floats into integers or bools. ``rounded``: ``rounded_int_nodes(graph, specs)`` when
+    the caller asks about many nodes of one graph (computed here otherwise)."""
     n = graph.node(node)
     if n.kind != "op":
         return False
@@ -222,7 +223,7 @@ def is_discontinuous(graph: Graph, node: int, specs: Mapping[str, OpSpec]) -> bo
         return True
     # integers a backend may round one unit apart inside an image op (see rounded_int_nodes)
     # jump through whatever is not a mere move of them: a comparison, arithmetic
-    rounded = rounded_int_nodes(graph, specs)
+    rounded = rounded_int_nodes(graph, specs) if rounded is None else rounded
     return node not in rounded and any(v[0] in rounded for v in graph.inputs_of(node))
 
 
@@ -258,7 +259,7 @@ def output_kinds(graph: Graph, specs: Mapping[str, OpSpec], frameworks: Sequence
     for node, idx in graph.outputs:
         listed = graph.node(node).kind == "op" and idx in specs[graph.node(node).op].unstable_outputs  # type: ignore[index]
         ancestors = nx.ancestors(g, node) | {node}
-        disc = frozenset(a for a in ancestors if is_discontinuous(graph, a, specs))
+        disc = frozenset(a for a in ancestors if is_discontinuous(graph, a, specs, rounded))
         index = any(is_index_op(specs[graph.node(a).op]) for a in disc)  # type: ignore[index]
         kinds.append(OutputKind(listed or node in unstable_nodes, disc, value_precision(graph, node, caps),
                                 node in exact, index, node in rounded))

@@ -22,8 +22,8 @@ from corpus.graph import Graph, Value
 from corpus.values import ValueSpec, has_special
 from oracles.backends import CompileMode, eager_backend
 from oracles.compare import (Difference, Output, OutputKind, Reference64, compare_nonfinite, compare_output,
-                             compare_outputs, is_discontinuous, output_kinds, precision_caps, tolerance,
-                             value_precision)
+                             compare_outputs, is_discontinuous, output_kinds, precision_caps, rounded_int_nodes,
+                             tolerance, value_precision)
 from oracles.gradients import backward, grad_inputs
 from oracles.recompute import DiscontinuityProbe, Evidence, _upcast, promote_float64
 from rules.execute import load_module
@@ -156,7 +156,8 @@ def gradient_kind(graph: Graph, specs: Mapping[str, OpSpec], frameworks: Sequenc
     discontinuous ops (a forward value near a jump moves the backward's path)."""
     caps = precision_caps(frameworks)
     nodes = graph.nodes()
-    disc = frozenset(n for n in nodes if is_discontinuous(graph, n, specs))
+    rounded = rounded_int_nodes(graph, specs)
+    disc = frozenset(n for n in nodes if is_discontinuous(graph, n, specs, rounded))
     precision = min((value_precision(graph, n, caps) or "float64" for n in nodes),
                     key=lambda d: ("float16", "bfloat16", "float32", "float64").index(d) if d in (
                         "float16", "bfloat16", "float32", "float64") else 4)

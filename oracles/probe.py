@@ -203,7 +203,7 @@ class DiscontinuityProbe:
 
     def _probe(self, node: int) -> tuple[str, list[np.ndarray | None]]:
         none: list[np.ndarray | None] = [None] * len(self.graph.outputs)
-        if not is_discontinuous(self.graph, node, self.specs):
+        if not is_discontinuous(self.graph, node, self.specs, self._rounded):
             return "", none
         spec = self.specs[self.graph.node(node).op]  # type: ignore[index]
         reason = NEAR_TIE if is_index_op(spec) else NEAR_DISCONTINUITY
