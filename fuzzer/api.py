@@ -72,10 +72,13 @@ class ModelSource:
     special_values: bool = True
     checks: tuple[str, ...] = ("forward",)  # what each model's plan may check (corpus.plan)
     frameworks: tuple[str, ...] = ()  # of the backends the models are for
+    options: bool = False  # plans draw Inductor settings (an Inductor backend, checks past forward)
+    harness: bool = False  # plans draw a Python harness (a torch.compile backend, checks past forward)
 
     def model(self, seed: int = 0, index: int = 0) -> Model:
         return make_model(self.generator, self.specs, seed, index, special_values=self.special_values,
-                          checks=self.checks, frameworks=self.frameworks or None)
+                          checks=self.checks, frameworks=self.frameworks or None, options=self.options,
+                          harness=self.harness)
 
 
 @functools.lru_cache(maxsize=16)
@@ -117,7 +120,17 @@ def model_source(framework: str = "torch", max_nodes: int = 10, ops: tuple[str, 
     generator = Generator(framework, specs, GenConfig(max_nodes=max_nodes, graph_mode_trials=graph_mode,
                                                       mutation="mutation" in checks))
     frameworks = tuple(frameworks_of(backends)) if backends else (framework,)
-    return ModelSource(generator, spec_map, special_values=not both, checks=checks, frameworks=frameworks)
+    # compiler settings and harnesses as a campaign draws them: where a candidate takes them
+    # and the plan checks more than the forward (fuzzer.campaign)
+    options = harness = False
+    if backends and set(checks) - {"forward"}:
+        from oracles.backends import takes_options
+        from oracles.harness import applies
+
+        options = any(takes_options(b) for b in backends[1:])
+        harness = any(applies(b) for b in backends[1:])
+    return ModelSource(generator, spec_map, special_values=not both, checks=checks, frameworks=frameworks,
+                       options=options, harness=harness)
 
 
 def generate(framework: str = "torch", seed: int = 0, max_nodes: int = 10, ops: Sequence[str] = ALL_KINDS,

@@ -130,7 +130,8 @@ def models(draw: Draw, framework: str = "torch", max_nodes: int = 5, ops: Sequen
     allow the value modes with integer limits and special floats (NaN, inf, -0.0);
     ``checks``: what the case's check plan may use (forward, dynamic, backward, layout,
     mutation, or "all"): the plan is drawn by Hypothesis too, so a failure shrinks to the
-    checks it needs."""
+    checks it needs; with an Inductor backend among ``backends`` the plan's Inductor
+    settings and harness too (none when shrunk), as campaigns draw them."""
     from fuzzer import api
     from fuzzer.generate import GenerationError
     from fuzzer.values import choose_mode, search_values
@@ -161,5 +162,17 @@ def models(draw: Draw, framework: str = "torch", max_nodes: int = 5, ops: Sequen
         from fuzzer.plan import draw_plan
 
         case.plan = draw_plan(case, source.specs, rng, source.checks, source.frameworks)
+    if source.options:  # Inductor settings: each off when shrunk
+        from fuzzer.plan import HEAVY, OPTIONS
+
+        heavy = draw(st.sampled_from(("", *HEAVY)), label="costly Inductor setting")
+        case.plan.options = {heavy: HEAVY[heavy]} if heavy else {}
+        case.plan.options.update({name: (dict(value) if isinstance(value, dict) else value)
+                                  for name, value, _ in OPTIONS if draw(st.booleans(), label=name)})
+    if source.harness:  # a harness Dynamo traces around the model: none when shrunk
+        from corpus.plan import HARNESSES
+
+        name = draw(st.sampled_from(("", *HARNESSES)), label="harness")
+        case.plan.harness = "" if name == "checkpoint" and case.plan.mutation else name
     return case
 

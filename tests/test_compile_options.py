@@ -241,3 +241,34 @@ def test_the_reproducer_calls_the_model_through_the_harness(tmp_path):
     compile(source, "repro.py", "exec")
     compile(short, "snippet.py", "exec")
     assert "harness(" not in repro_source(case, SPECS, "torch.eager", "torch.jit", "mismatch", output=0)
+
+
+def test_generate_and_the_hypothesis_strategy_draw_settings_and_harnesses_as_campaigns_do():
+    """``api.generate`` and ``strategies.models`` for an Inductor backend with checks past the
+    forward give plans Inductor settings and a harness (a backend author's suite meets them
+    as a campaign would); with the forward only, or aot_eager, no settings."""
+    from hypothesis import HealthCheck, given, settings
+
+    from corpus.plan import HARNESSES
+    from fuzzer import api
+    from fuzzer.strategies import models
+
+    inductor = ("torch.eager", "torch.compile")
+    cases = [api.generate("torch", seed=2, index=i, max_nodes=3, ops=("spec",), backends=inductor, checks="all")
+             for i in range(6)]
+    assert any(c.plan.options for c in cases) and any(c.plan.harness for c in cases)
+    assert all(c.plan.harness in ("", *HARNESSES) for c in cases)
+    plain = api.generate("torch", seed=2, index=0, max_nodes=3, ops=("spec",), backends=inductor)
+    assert not plain.plan.options and not plain.plan.harness
+    aot = api.generate("torch", seed=2, index=0, max_nodes=3, ops=("spec",),
+                       backends=("torch.eager", "torch.compile:aot_eager"), checks="all")
+    assert not aot.plan.options
+    seen = []
+
+    @settings(max_examples=12, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @given(models("torch", max_nodes=2, backends=inductor, checks="all"))
+    def collect(case):
+        seen.append((bool(case.plan.options), case.plan.harness))
+
+    collect()
+    assert any(opts for opts, _ in seen) and any(h for _, h in seen)
