@@ -29,6 +29,12 @@ from rules.spec import OpSpec
 
 LITERAL_ELEMENTS = 24  # at most this many elements are written out; more are drawn
 
+# as dlfuzz's workers run the framework: some kernels differ with threads (an Inductor
+# argmin under dynamic shapes showed only with one)
+ONE_THREAD = {"torch": ["torch.set_num_threads(1)  # as dlfuzz ran it"],
+              "tensorflow": ["tf.config.threading.set_intra_op_parallelism_threads(1)  # as dlfuzz ran it",
+                             "tf.config.threading.set_inter_op_parallelism_threads(1)"]}
+
 
 def _bfloat16(a: np.ndarray) -> np.ndarray:
     """float32 values rounded to bfloat16 (nearest, ties to even), as float32: written
@@ -116,7 +122,8 @@ def snippet(case: Case, specs: Mapping[str, OpSpec], reference: str, verdict: Ve
     drawn = any(graph.node(n).types[0].numel > LITERAL_ELEMENTS for n in graph.leaves()) or any(d for *_, d in resized)
     numpy = drawn or framework == "tensorflow" or (check == "backward" and case.plan.backward)
     lines = ["import numpy as np"] if numpy else []
-    lines += ["import torch" if framework == "torch" else "import tensorflow as tf", *backend_source(candidate)[0], ""]
+    lines += ["import torch" if framework == "torch" else "import tensorflow as tf", *backend_source(candidate)[0],
+              *ONE_THREAD[framework], ""]
     if big:
         lines += [VALUE_SOURCE.strip("\n"), ""]
     helpers = helpers_source(graph, framework, specs)
