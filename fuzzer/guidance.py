@@ -13,10 +13,12 @@ as one model) comes back with the number of arcs it added to the compiler's cove
   one that stopped paying falls back to the plain weight as its uses grow. Decay works
   per job (``DECAY``): the weights follow what *recently* added arcs. Arms never tried
   keep weight 1 (fresh generation explores them as before).
-  A batch's harness and costly setting are chosen, not drawn from the plain cycles: each
-  one not yet chosen comes first (in cycle order, the plain baseline of none last), then
-  they are drawn by weight, so a short campaign tries every harness and setting once and
-  then favours those that kept adding arcs; the share of each optional check kind
+  A batch's harness is chosen, not drawn from the plain cycle: each one not yet chosen
+  comes first (in cycle order, the plain baseline of none last), then they are drawn by
+  weight, so a short campaign tries every harness once and then favours those that kept
+  adding arcs; the costly Inductor setting keeps the plain turns (each doubles a compile,
+  and a campaign's pace is its coverage too) until every one has been fed back, then it
+  is drawn by weight as well; the share of each optional check kind
   (dynamic shapes, backward, layouts) follows its weight, from 0.3 (added nothing) to 0.9
   (the best).
 * **A seed pool** of the cases whose jobs added arcs (the best ``POOL_SIZE`` by score).
@@ -33,8 +35,8 @@ arrives as workers finish, so two campaigns of one seed see it at different mome
 a guided case is reproduced from its ``case.json``, not regenerated from its index; its
 provenance says ``guide``.) Before any feedback, and without ``--coverage``, generation
 is exactly unguided: the draw consumes the model's random stream as before; only a
-guided batch's harness and costly setting go through every arm in order rather than
-round the plain cycles.
+guided batch's harness goes through every arm in order rather than round the plain
+cycle.
 """
 
 from __future__ import annotations
@@ -99,6 +101,10 @@ class Bandit:
                 for k in table:
                     table[k] /= s
             self._scale = 1.0
+
+    def tried(self, category: str) -> set[str]:
+        """The arms some feedback has used."""
+        return {a for a, u in self._uses[category].items() if u > 0}
 
     def score(self, category: str, arm: str) -> float:
         g = self._gain[category].get(arm, 0.0)
@@ -229,23 +235,28 @@ class Guide:
             if key in self._steers:
                 return self._steers[key]
             rng = random.Random(f"{self.seed}/{key}/steer")
-            picks = {cat: self._choose(rng, cat, arms) for cat, arms in (("harness", HARNESS_ARMS), ("heavy", HEAVY_ARMS))}
+            picks = {"harness": self._choose(rng, "harness", HARNESS_ARMS)}
+            # the costly settings keep the plain turns (a campaign's pace) until every one has
+            # been fed back; then they are drawn by weight like the harnesses
+            if set(HEAVY_ARMS) <= self.bandit.tried("heavy"):
+                picks["heavy"] = self._choose(rng, "heavy", HEAVY_ARMS, explore=False)
             w = self.bandit.weights("check")
             shares = None
             if w:
                 top = max(w.values())
                 low, high = SHARE_RANGE
                 shares = {k: low + (high - low) * (w.get(k, 1.0) - 1.0) / max(top - 1.0, 1e-9) for k in STEERED_CHECKS}
+            heavy = picks.get("heavy")
             steer = Steer(harness="" if picks["harness"] == NONE else picks["harness"],
-                          heavy="" if picks["heavy"] == NONE else picks["heavy"], shares=shares)
+                          heavy=None if heavy is None else ("" if heavy == NONE else heavy), shares=shares)
             self._steers[key] = steer
             while len(self._steers) > STEER_MEMORY:
                 self._steers.pop(next(iter(self._steers)))
             return steer
 
-    def _choose(self, rng: random.Random, category: str, arms: Sequence[str]) -> str:
+    def _choose(self, rng: random.Random, category: str, arms: Sequence[str], explore: bool = True) -> str:
         chosen = self._chosen[category]
-        fresh = [a for a in arms if a not in chosen]
+        fresh = [a for a in arms if a not in chosen] if explore else []
         if fresh:
             arm = fresh[0]
         else:
