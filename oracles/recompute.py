@@ -223,8 +223,10 @@ def _sums_many(args: list[np.ndarray], out: np.ndarray) -> bool:
 
 def _conditioned_noise(args: list[np.ndarray], out: np.ndarray, unit: float) -> np.ndarray | float:
     """A matrix op's noise: ``unit`` times cond(A) times the scale of its result, per
-    matrix of the first square (batched) float input; 0 where that cannot be told."""
-    a = next((x for x in args if x.dtype.kind == "f" and x.ndim >= 2 and x.shape[-1] == x.shape[-2] and x.size), None)
+    matrix of the first (batched) float matrix input, square or not (QR and lstsq of a
+    tall matrix: its 2-norm condition, the singular values' ratio); 0 where that cannot
+    be told."""
+    a = next((x for x in args if x.dtype.kind == "f" and x.ndim >= 2 and x.size), None)
     if a is None or not np.isfinite(a).all():
         return 0.0
     batch = a.shape[:-2]

@@ -95,7 +95,7 @@ _DECOMP_FILES = re.compile(r"torch[/\\]_decomp[/\\]")
 # validation is missing, the TensorFlow analogue of a fake-tensor rejection
 _XLA_ARGUMENT_CHECKS = re.compile(
     r"Failed getting HLO text: '?(?:[^']*?)(?:must be (?:positive|non-?negative|greater than|at least|>=)"
-    r"|-?\d+ is out of range \[|must be in the range)")
+    r"|-?\d+ is out of range \[|must be in the range|Need \w+ >= 0, got -)")
 
 
 def is_argument_rejection(message: str) -> bool:

@@ -636,5 +636,23 @@ def test_xla_rejecting_an_argument_eager_accepts_is_an_eager_validation_gap_not_
     assert (bug.status, bug.stage) == ("eager-validation", "compile") and "must be positive" in bug.message
     assert "shape inference (XLA)" in symptom(bug)
     assert is_argument_rejection("ValueError: Failed getting HLO text: '-2 is out of range [0 .. 4)")
+    assert is_argument_rejection("ValueError: Failed getting HLO text: 'Need k >= 0, got -2")  # in_top_k, seed 28
     assert not is_argument_rejection("ValueError: Failed getting HLO text: 'during context [Unknown]: Seen floating "
                                      "point types of different precisions in %LRN.23")
+
+
+@pytest.mark.tensorflow
+def test_a_tall_matrix_factorization_carries_its_condition_times_the_roundoff(monkeypatch):
+    """float16 QR of seven 2x1 matrices: XLA's Q was 2 ulps from eager's (seed 28's false
+    alarm), where only square matrices got the condition-times-roundoff allowance. A
+    tall matrix gets its 2-norm condition; 5% is still reported."""
+    qr = Call("tf.linalg.qr#t", {"tensorflow": "tf.linalg.qr({0})[0]"})
+    qr.api = "tf.linalg.qr"
+    g = Graph()
+    x = g.add_leaf(TensorType((1, 7, 2, 1), "float16"))
+    g.outputs = g.add_op(qr.id, {}, [x], [TensorType((1, 7, 2, 1), "float16")])
+    case = Case(g, "tensorflow", {x[0]: ValueSpec(7925, -2.0, 2.0)})  # the campaign's values
+    assert check_case(case, ["tf.eager", "tf.xla"], {qr.id: qr}).bugs == []
+    plant_xla(monkeypatch, lambda fn: (lambda *xs: [o * 1.05 for o in fn(*xs)]))
+    [bug] = check_case(case, ["tf.eager", "tf.xla"], {qr.id: qr}).bugs
+    assert (bug.backend, bug.status) == ("tf.xla", "mismatch")
