@@ -235,6 +235,8 @@ def rounded_int_nodes(graph: Graph, specs: Mapping[str, OpSpec]) -> set[int]:
     rounded: set[int] = set()
     for n in graph.op_nodes():  # in topological order
         spec = specs[graph.node(n).op]  # type: ignore[index]
+        if not any(t.dtype.startswith(("int", "uint")) for t in graph.node(n).types):
+            continue  # (per_image_standardization of an integer image gives floats: judged as floats)
         if ROUNDS_THROUGH_FLOAT.search(getattr(spec, "api", "") or "") or (
                 op_rounding(spec) == "exact" and any(v[0] in rounded for v in graph.inputs_of(n))):
             rounded.add(n)

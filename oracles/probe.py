@@ -80,6 +80,8 @@ def op_runner(graph: Graph, node: int, framework: str, specs: Mapping[str, OpSpe
 
 def _step_like(deltas: list[np.ndarray], shape: tuple[int, ...]) -> np.ndarray | float:
     """The perturbation per output element (elementwise ops broadcast their inputs)."""
+    if not deltas:
+        return 0.0
     try:
         return np.max(np.stack([np.broadcast_to(d, shape) for d in deltas]), axis=0)
     except ValueError:
@@ -134,7 +136,11 @@ def probe_jumps(graph: Graph, node: int, framework: str, specs: Mapping[str, OpS
         for k, p in enumerate(floats):
             moved[p] = (inputs[p].astype(np.float64) + signs[k] * deltas[p]).astype(inputs[p].dtype)
         outs = run(moved)
-        masks = _jump_masks(base, outs, out_dtypes, [deltas[p] for p in floats], precision)
+        # a one-unit move of a rounded integer (rounded_int_nodes) is no float perturbation
+        # an output moves by in proportion: any move past the tolerance is that unit's jump
+        # (per_image_standardization of a hue-adjusted integer image moved all 264 by 1.09)
+        steps = [deltas[p] for p in floats if is_float(graph.type_of(args[p]).dtype)]
+        masks = _jump_masks(base, outs, out_dtypes, steps, precision)
         if any(m.any() for m in masks):
             jumps = [j | m if j.shape == m.shape else m for j, m in zip(jumps, masks)]
             jumped_runs.append(outs)

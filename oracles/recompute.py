@@ -206,8 +206,8 @@ def _own_noise(graph: Graph, n: int, kind: str, args: list[np.ndarray], outs: li
                 # and a linear layer of one input feature, x * w + b, are bounded by eps * terms)
                 extra = np.minimum(extra, np.maximum(OWN_CAP * size - noise, 0.0))
             noise = noise + np.nan_to_num(extra, posinf=0.0)
-        if kind == "solve":
-            noise = np.maximum(noise, _conditioned_noise(args, o, NOISE_UNITS[t.dtype] * eps))
+        if kind in ("solve", "solve-squared"):
+            noise = np.maximum(noise, _conditioned_noise(args, o, NOISE_UNITS[t.dtype] * eps, kind == "solve-squared"))
         own[(n, i)] = noise
 
 
@@ -221,7 +221,8 @@ def _sums_many(args: list[np.ndarray], out: np.ndarray) -> bool:
     return not sizes or max(sizes) >= REDUCTION_TERMS * max(out.size, 1)
 
 
-def _conditioned_noise(args: list[np.ndarray], out: np.ndarray, unit: float) -> np.ndarray | float:
+def _conditioned_noise(args: list[np.ndarray], out: np.ndarray, unit: float, squared: bool = False
+                       ) -> np.ndarray | float:
     """A matrix op's noise: ``unit`` times cond(A) times the scale of its result, per
     matrix of the first (batched) float matrix input, square or not (QR and lstsq of a
     tall matrix: its 2-norm condition, the singular values' ratio); 0 where that cannot
@@ -230,7 +231,7 @@ def _conditioned_noise(args: list[np.ndarray], out: np.ndarray, unit: float) -> 
     if a is None or not np.isfinite(a).all():
         return 0.0
     batch = a.shape[:-2]
-    if out.shape[:len(batch)] != batch:
+    if out.ndim < len(batch):
         return 0.0
     with np.errstate(all="ignore"):
         try:
@@ -239,9 +240,16 @@ def _conditioned_noise(args: list[np.ndarray], out: np.ndarray, unit: float) -> 
             return 0.0
         cond = np.where(np.isfinite(cond), cond, 1.0 / UNIT_ROUNDOFF["float64"])  # singular: meaningless
         flat = np.abs(np.nan_to_num(out.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0))
-        scale = flat.reshape(batch + (-1,)).max(axis=-1) if flat.size else np.zeros(batch)
-        per_matrix = unit * np.maximum(cond, 1.0) * scale
-    return per_matrix.reshape(batch + (1,) * (out.ndim - len(batch))) * np.ones(out.shape)
+        if out.shape[:len(batch)] == batch:  # per matrix: its result's scale
+            scale = flat.reshape(batch + (-1,)).max(axis=-1) if flat.size else np.zeros(batch)
+        else:  # batch dimensions that broadcast: the whole result's
+            scale = np.full(batch, flat.max() if flat.size else 0.0)
+        cond = np.maximum(cond, 1.0)
+        per_matrix = unit * (cond * cond if squared else cond) * scale
+    try:  # batch dimensions broadcast (lstsq of one matrix against a batch of right-hand sides)
+        return np.broadcast_to(per_matrix.reshape(batch + (1,) * (out.ndim - len(batch))), out.shape).copy()
+    except ValueError:
+        return 0.0
 
 
 class Evidence:

@@ -19,6 +19,7 @@
   dtype's roundoff of the result's scale times cond(A), per matrix (an XLA float16 inv
   computed in float16 where eager computes in float32 is no bug; 5% on a well-conditioned
   matrix still is);
+* "solve-squared": least squares through the normal equations (lstsq): cond(A) squared;
 * "composite": a formula of several rounded steps whose terms may cancel (losses with
   logits, batch normalization with given statistics, colour-space round trips)
   (``weighted_cross_entropy_with_logits`` is ``(1-z)*x + (1+(q-1)*z)*softplus(-x)``): each
@@ -95,6 +96,9 @@ COMPOSITE_APIS = re.compile(r"\w*_with_logits|log_poisson_loss|\w*_cross_entropy
                             # cancellation of terms of the pixels' size
                             r"adjust_hue|adjust_saturation|rgb_to_hsv|hsv_to_rgb|rgb_to_yiq|yiq_to_rgb|"
                             r"rgb_to_yuv|yuv_to_rgb")
+# least squares through the normal equations (TensorFlow's lstsq with fast=True, its
+# default, documents it): the error grows with cond(A) squared
+NORMAL_EQUATION_APIS = re.compile(r"lstsq|matrix_solve_ls|matrixsolvels")
 # APIs computing a remainder (the dunder names lose their trailing underscores)
 REMAINDER_APIS = re.compile(r"_*r?mod|fmod|floormod|floor_mod|truncatemod|remainder")
 INDEX_APIS = re.compile(r"argmax|argmin|argsort|sort|msort|topk|topkv2|kthvalue|mode|median|nanmedian|max|min")
@@ -113,7 +117,7 @@ def _api_name(spec: OpSpec) -> str:
 
 
 def op_rounding(spec: OpSpec) -> str:
-    """How an operator rounds: "exact", "accumulate", "fused", "remainder", "solve", "composite" or "" (see the module docstring):
+    """How an operator rounds: "exact", "accumulate", "fused", "remainder", "solve", "solve-squared", "composite" or "" (see the module docstring):
     the spec's ``rounding``, else its API name's."""
     if spec.rounding:
         return spec.rounding
@@ -126,6 +130,8 @@ def op_rounding(spec: OpSpec) -> str:
         return "fused"
     if REMAINDER_APIS.fullmatch(name):
         return "remainder"
+    if NORMAL_EQUATION_APIS.fullmatch(name):
+        return "solve-squared"
     if SOLVE_APIS.fullmatch(name):
         return "solve"
     if COMPOSITE_APIS.fullmatch(name):
