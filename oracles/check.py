@@ -71,7 +71,8 @@ def run_backend(backend: Backend, ns: dict[str, Any], progress: Progress | None 
     except (Exception, SystemExit) as e:  # noqa: BLE001 - any failure of the backend is its verdict
         message = exception_message(e)
         stage = tracker.current or "compile"
-        meta = not backend.eager and stage == "compile" and _rejects_arguments(backend.framework, e, message)
+        meta = not backend.eager and _compiles_at(backend.framework, stage) and \
+            _rejects_arguments(backend.framework, e, message)
         message = meta_rejection_message(e) if meta and backend.framework == "torch" else message
         return Verdict(backend.name, "eager-validation" if meta else "crash", stage, message,
                        seconds=time.perf_counter() - start, unsupported=backend.is_unsupported(message)), None
@@ -168,6 +169,13 @@ def silent_writes(graph: Graph, exp: Expectation, ref_outs: Sequence[Output], ns
     return out
 
 
+def _compiles_at(framework: str, stage: str) -> bool:
+    """Whether a compiler may trace at ``stage``: at compile, and for torch.compile at run
+    too (a recompile for another shape set; a fake-tensor rejection there is the same
+    eager-validation gap as at the first compile: seed 22 gave it two folders)."""
+    return stage == "compile" or (framework == "torch" and stage == "run")
+
+
 def _rejects_arguments(framework: str, error: BaseException, message: str) -> bool:
     """A compile-stage failure that is the compiler's argument validation (torch: a
     fake-tensor/meta check; TensorFlow: XLA's shape inference on an attribute value)."""
@@ -180,7 +188,8 @@ def _count(d: dict[str, int], key: str, n: int = 1) -> None:
 
 def _failure_verdict(b: Backend, failed: Failed, check: str) -> Verdict:
     message = exception_message(failed.error)
-    meta = not b.eager and failed.stage == "compile" and _rejects_arguments(b.framework, failed.error, message)
+    meta = not b.eager and _compiles_at(b.framework, failed.stage) and _rejects_arguments(b.framework, failed.error,
+                                                                                            message)
     message = meta_rejection_message(failed.error) if meta and b.framework == "torch" else message
     if failed.stage == "backward":
         check = "backward"

@@ -290,6 +290,26 @@ def test_a_fake_tensor_rejection_of_a_call_eager_runs_is_an_eager_validation_gap
     assert result.verdict("torch.compile:aot_eager") == bug
 
 
+def test_a_fake_tensor_rejection_at_a_recompile_is_the_same_eager_validation_gap():
+    """torch.cov's fake-tensor rejection under dynamic shapes came once at the first
+    compile and once at a recompile for another shape set, during the run stage (seed 22:
+    two folders, a crash and an eager-validation). Both are eager-validation; a plain
+    run-stage error stays a crash, and so does a TensorFlow one at run."""
+    from oracles.backends import resolve
+    from oracles.calls import Failed
+    from oracles.check import _failure_verdict
+
+    fake = RuntimeError("RuntimeError when making fake tensor call: cov: RuntimeError: Cannot call numel() on "
+                        "tensor with symbolic sizes/strides")
+    compiled = resolve("torch.compile")
+    assert _failure_verdict(compiled, Failed("run", fake), "dynamic").status == "eager-validation"
+    assert _failure_verdict(compiled, Failed("compile", fake), "dynamic").status == "eager-validation"
+    assert _failure_verdict(compiled, Failed("run", RuntimeError("index 7 is out of bounds")), "forward").status \
+        == "crash"
+    assert _failure_verdict(resolve("tf.xla"), Failed("run", ValueError("Failed getting HLO text: 'Need k >= 0, got "
+                                                                         "-2")), "forward").status == "crash"
+
+
 def test_the_summary_lists_eager_validation_gaps_apart_with_internal_apis_marked(tmp_path):
     bug = Verdict("torch.compile", "eager-validation", "compile", "TorchRuntimeError: RuntimeError when making fake "
                   "tensor call: native_group_norm: RuntimeError: shape is invalid")
