@@ -109,6 +109,17 @@ def _jump_masks(base: list[np.ndarray], moved: list[np.ndarray], out_dtypes: lis
     return masks
 
 
+def _moved(x: np.ndarray, step: Any) -> np.ndarray:
+    """``x`` moved by ``step``: floats through float64; integers in their own arithmetic,
+    which wraps at the dtype's limits (one unit past int64's max is its min, the two values
+    a float-to-integer cast at the limit may give: float64 would lose the unit there)."""
+    x = np.asarray(x)
+    if x.dtype.kind in "iu":
+        with np.errstate(over="ignore"):
+            return (x + np.asarray(np.rint(step)).astype(x.dtype)).astype(x.dtype)
+    return (x.astype(np.float64) + step).astype(x.dtype)
+
+
 def probe_jumps(graph: Graph, node: int, framework: str, specs: Mapping[str, OpSpec],
                 env: Mapping[Value, np.ndarray], rng: random.Random, deltas: Mapping[int, np.ndarray],
                 caps: Mapping[str, str] | None = None) -> tuple[list[np.ndarray], list[list[np.ndarray]]]:
@@ -134,7 +145,7 @@ def probe_jumps(graph: Graph, node: int, framework: str, specs: Mapping[str, OpS
     for signs in patterns:
         moved = list(inputs)
         for k, p in enumerate(floats):
-            moved[p] = (inputs[p].astype(np.float64) + signs[k] * deltas[p]).astype(inputs[p].dtype)
+            moved[p] = _moved(inputs[p], signs[k] * deltas[p])
         outs = run(moved)
         # a one-unit move of a rounded integer (rounded_int_nodes) is no float perturbation
         # an output moves by in proportion: any move past the tolerance is that unit's jump

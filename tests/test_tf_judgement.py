@@ -737,3 +737,27 @@ def tf_like_one_unit(t):
 
     flat = tf.reshape(tf.zeros_like(t), [-1])
     return tf.reshape(tf.tensor_scatter_nd_update(flat, [[5]], [1.0]), tf.shape(t))
+
+
+@pytest.mark.tensorflow
+def test_a_limit_cast_seen_through_a_product_is_probed_in_integer_arithmetic():
+    """adjust_brightness(int64 [1], 1) casts 2^63 back to int64, undefined in C++: eager
+    gave int64's min, XLA its max, and a one-element reduce_prod carried it (seed 30's
+    false alarm). The probe moves integers in their own arithmetic, where one unit past
+    the min is the max (float64 lost the unit there): the element is excused as near
+    that jump, and counted."""
+    bright = Call("tf.image.adjust_brightness#t", {"tensorflow": "tf.image.adjust_brightness({0}, 1)"})
+    prod = Call("tf.math.reduce_prod#t", {"tensorflow": "tf.math.reduce_prod({0}, 0, keepdims=True)"})
+    bright.api, prod.api = "tf.image.adjust_brightness", "tf.math.reduce_prod"
+    specs = {bright.id: bright, prod.id: prod}
+    g = Graph()
+    x = g.add_leaf(TensorType((1,), "int64"))
+    [b] = g.add_op(bright.id, {}, [x], [TensorType((1,), "int64")])
+    g.outputs = g.add_op(prod.id, {}, [b], [TensorType((1,), "int64")])
+    case = Case(g, "tensorflow", {x[0]: ValueSpec(5, 1, 1)})
+    from oracles.compare import NEAR_DISCONTINUITY
+    from oracles.probe import _moved
+
+    assert _moved(np.array([np.iinfo(np.int64).min]), -1.0)[0] == np.iinfo(np.int64).max
+    result = check_case(case, ["tf.eager", "tf.xla"], specs)
+    assert result.bugs == [] and result.excused.get(NEAR_DISCONTINUITY, 0) >= 1
