@@ -129,13 +129,27 @@ def measure_noise(graph: Graph, framework: str, specs: Mapping[str, OpSpec], ns:
     kinds = {n: _own_rounding(graph, n, specs) for n in graph.op_nodes()}
     own: dict[Value, np.ndarray] = {}  # the noise each op's result may carry, from the clean run
 
+    fallback: dict[int, Any] = {}
+
+    def call(n: int, args: list[np.ndarray]) -> list[np.ndarray]:
+        """``n`` in float64; an op whose float64 version rejects its inputs (a float32
+        constant inside it: normalize_moments' shift) runs in its own dtypes instead, its
+        values carrying that rounding, so that the rest of the graph is still measured."""
+        if n not in fallback:
+            try:
+                return runners[n](args)
+            except Exception:  # noqa: BLE001 - the op's own dtypes below
+                fallback[n] = op_runner(graph, n, framework, specs)[0]
+        outs = fallback[n](args)
+        return [o.astype(np.float64) if o.dtype.kind == "f" else o for o in outs]
+
     def run(signs: Callable[[tuple[int, ...]], np.ndarray] | None) -> dict[Value, np.ndarray]:
         env = dict(leaves)
         for n in promoted.op_nodes():
             args = [env[v] for v in promoted.inputs_of(n)]
-            outs = runners[n](args)
+            outs = call(n, args)
             if signs is None:
-                _own_noise(graph, n, kinds[n], args, outs, runners[n], caps, frameworks, own)
+                _own_noise(graph, n, kinds[n], args, outs, lambda a, n=n: call(n, a), caps, frameworks, own)
             for i, o in enumerate(outs):
                 if signs is not None and (n, i) in own:
                     with np.errstate(invalid="ignore", over="ignore"):  # special inputs: inf * 0
@@ -281,14 +295,19 @@ class Evidence:
             return
         self._done = True
         clean = float64_outputs(self.graph, self.framework, self.values, self.specs, self.ns)
-        if clean is None:
-            return
-        self._outputs = [Reference64(c, np.zeros(np.shape(c))) for c in clean]
+        if clean is not None:
+            self._outputs = [Reference64(c, np.zeros(np.shape(c))) for c in clean]
         try:
             ns = self.ns if self.ns is not None else load_module(self.graph, self.framework, self.values, self.specs)
             self._all = measure_noise(self.graph, self.framework, self.specs, ns, self.caps, self.frameworks)
         except Exception:  # noqa: BLE001 - the clean reference alone still judges
             return
+        if clean is None:  # the whole model would not run in float64; op by op (some ops in
+            # their own dtypes, measure_noise's fallback) it did
+            if not all(v in self._all[0] for v in self.graph.outputs):
+                self._all = None
+                return
+            clean = [self._all[0][v] for v in self.graph.outputs]
         spread = self._all[1]
         self._outputs = [Reference64(c, spread[v] if np.shape(spread[v]) == np.shape(c) else np.zeros(np.shape(c)))
                          for c, v in zip(clean, self.graph.outputs)]

@@ -761,3 +761,28 @@ def test_a_limit_cast_seen_through_a_product_is_probed_in_integer_arithmetic():
     assert _moved(np.array([np.iinfo(np.int64).min]), -1.0)[0] == np.iinfo(np.int64).max
     result = check_case(case, ["tf.eager", "tf.xla"], specs)
     assert result.bugs == [] and result.excused.get(NEAR_DISCONTINUITY, 0) >= 1
+
+
+@pytest.mark.tensorflow
+def test_an_op_that_rejects_float64_still_leaves_the_rest_of_the_graph_measured():
+    """normalize_moments' float32 shift made the float64 model fail, so a whole output
+    (a variance over counts near 0, 0.22 apart on XLA: seed 30's false alarm) had no
+    float64 evidence and was judged by bare tolerances. Op by op, that op runs in its own
+    dtypes and the rest is measured."""
+    from oracles.compare import precision_caps
+    from oracles.recompute import Evidence, float64_outputs
+    from rules.execute import load_module, setup_framework
+
+    stubborn = Call("test.Float32Inside", {"tensorflow": "({0} * tf.constant(2.0, tf.float32))"})
+    small = Call("test.Reciprocal", {"tensorflow": "(1.0 / ({0} - 1.9))"})
+    specs = {stubborn.id: stubborn, small.id: small}
+    g = Graph()
+    x = g.add_leaf(TensorType((64,), "float32"))
+    [y] = g.add_op(stubborn.id, {}, [x], [TensorType((64,), "float32")])
+    g.outputs = g.add_op(small.id, {}, [y], [TensorType((64,), "float32")])
+    values = {x[0]: ValueSpec(3, -1.0, 1.0)}
+    setup_framework("tensorflow")
+    ns = load_module(g, "tensorflow", values, specs)
+    assert float64_outputs(g, "tensorflow", values, specs, ns) is None  # the whole model rejects float64
+    [out] = Evidence(g, "tensorflow", values, specs, ns, precision_caps(["tensorflow"]), ["tensorflow"]).outputs()
+    assert out.values.shape == (64,) and np.all(np.isfinite(out.values)) and out.spread.max() > 0
