@@ -114,9 +114,9 @@ def _moved(x: np.ndarray, step: Any) -> np.ndarray:
     which wraps at the dtype's limits (one unit past int64's max is its min, the two values
     a float-to-integer cast at the limit may give: float64 would lose the unit there)."""
     x = np.asarray(x)
-    if x.dtype.kind in "iu":
-        with np.errstate(over="ignore"):
-            return (x + np.asarray(np.rint(step)).astype(x.dtype)).astype(x.dtype)
+    if x.dtype.kind in "iu":  # (in int64, cast back: wraps for every width, unsigned too)
+        with np.errstate(over="ignore", invalid="ignore"):
+            return (x.astype(np.int64) + np.asarray(np.rint(step)).astype(np.int64)).astype(x.dtype)
     return (x.astype(np.float64) + step).astype(x.dtype)
 
 
