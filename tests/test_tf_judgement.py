@@ -75,6 +75,24 @@ def plant_xla(monkeypatch, wrap):
         "tf.xla", "tensorflow", False, "", make, unsupported=backends.XLA_UNSUPPORTED))
 
 
+def eager_judgement(graph: Graph, values, specs):
+    """What the oracle judges a tf.xla candidate of ``graph`` by: (eager's namespace, its
+    outputs, the float64 evidence, the discontinuity probe, the output kinds)."""
+    from oracles.check import run_backend
+    from oracles.compare import precision_caps
+    from oracles.probe import DiscontinuityProbe
+    from oracles.recompute import Evidence
+    from rules.execute import load_module, setup_framework
+
+    setup_framework("tensorflow")
+    ns = load_module(graph, "tensorflow", values, specs)
+    _, ref = run_backend(backends.resolve("tf.eager"), ns)
+    caps = precision_caps(["tensorflow"])
+    evidence = Evidence(graph, "tensorflow", values, specs, ns, caps, ["tensorflow"])
+    probe = DiscontinuityProbe(graph, "tensorflow", values, specs, caps, evidence, ["tensorflow"])
+    return ns, ref, evidence, probe, output_kinds(graph, specs, ["tensorflow"])
+
+
 @pytest.mark.tensorflow
 def test_a_failure_tf_function_shares_is_a_declined_graph_mode_contract_not_a_bug():
     case = one_op_case(ADD_N, "tensorflow", [(3, 4)], [(4,)])
@@ -487,11 +505,6 @@ def test_a_matrix_inverse_may_carry_its_condition_times_the_roundoff_and_no_more
     eager is 1.8e-4, on a matrix of condition 7 (a 10-minute campaign's false alarm). A
     backward-stable inverse may be off by its condition number times the roundoff; a 5%
     error is still reported."""
-    from oracles.check import run_backend
-    from oracles.compare import precision_caps
-    from oracles.recompute import DiscontinuityProbe, Evidence
-    from oracles.backends import resolve
-    from rules.execute import load_module, setup_framework
     from rules.specs import SPECS
 
     inv = Call("tf.linalg.inv#t", {"tensorflow": "tf.linalg.inv({0})"})
@@ -501,14 +514,9 @@ def test_a_matrix_inverse_may_carry_its_condition_times_the_roundoff_and_no_more
     g.outputs = g.add_op(inv.id, {}, [x], [TensorType((6, 6), "float16")])
     case = Case(g, "tensorflow", {x[0]: ValueSpec(1506944095, -2.0, 2.0)})
     assert check_case(case, ["tf.eager", "tf.xla"], specs).bugs == []
-    setup_framework("tensorflow")
-    ns = load_module(g, "tensorflow", case.values, specs)
-    _, ref = run_backend(resolve("tf.eager"), ns)
-    caps = precision_caps(["tensorflow"])
-    evidence = Evidence(g, "tensorflow", case.values, specs, ns, caps, ["tensorflow"])
-    probe = DiscontinuityProbe(g, "tensorflow", case.values, specs, caps, evidence)
+    _, ref, evidence, probe, kinds = eager_judgement(g, case.values, specs)
     far = [Output(o.dtype, o.shape, (o.array.astype(np.float64) * 1.05).astype(np.float16)) for o in ref]
-    assert compare_outputs(ref, far, output_kinds(g, specs, ["tensorflow"]), evidence.outputs, probe.near) is not None
+    assert compare_outputs(ref, far, kinds, evidence.outputs, probe.near) is not None
 
 
 @pytest.mark.tensorflow
@@ -533,12 +541,7 @@ def test_a_half_precision_loss_formula_may_round_each_step_relative_to_its_terms
     float16, XLA fuses them, one ulp apart after an internal cancellation (a 10-minute
     campaign's false alarm): the noise allowed is the roundoff of the steps' terms, not of
     the cancelled loss. 5% of the loss is still reported."""
-    from oracles.check import run_backend
-    from oracles.compare import precision_caps
-    from oracles.recompute import DiscontinuityProbe, Evidence
-    from oracles.backends import resolve
     from oracles.rounding import op_rounding
-    from rules.execute import load_module, setup_framework
     from rules.specs import SPECS
 
     loss = Call("tf.nn.weighted_cross_entropy_with_logits#t",
@@ -554,13 +557,7 @@ def test_a_half_precision_loss_formula_may_round_each_step_relative_to_its_terms
     z, x = g.add_leaf(TensorType((512,), "float16")), g.add_leaf(TensorType((512,), "float16"))
     g.outputs = g.add_op(loss.id, {}, [z, x], [TensorType((512,), "float16")])
     case = Case(g, "tensorflow", {z[0]: ValueSpec(5, -2.0, 2.0), x[0]: ValueSpec(6, -4.0, 4.0)})
-    setup_framework("tensorflow")
-    ns = load_module(g, "tensorflow", case.values, specs)
-    _, ref = run_backend(resolve("tf.eager"), ns)
-    caps = precision_caps(["tensorflow"])
-    evidence = Evidence(g, "tensorflow", case.values, specs, ns, caps, ["tensorflow"])
-    probe = DiscontinuityProbe(g, "tensorflow", case.values, specs, caps, evidence)
-    kinds = output_kinds(g, specs, ["tensorflow"])
+    ns, ref, evidence, probe, kinds = eager_judgement(g, case.values, specs)
     h = np.float16
     zv, xv = (np.asarray(a.numpy()).astype(np.float64) for a in ns["INPUTS"]())
     terms = np.abs((1 - zv) * xv) + np.abs(1 + 2 * zv) * (np.log1p(np.exp(-np.abs(xv))) + np.maximum(-xv, 0))
@@ -580,10 +577,7 @@ def test_a_floormod_by_a_tiny_divisor_excuses_the_elements_near_a_jump_and_no_ot
     integer by a whole period (seed 27's false alarm). The probe moves each input by its
     measured noise (not by float32's 1e-4 relative tolerance, which wraps every element),
     so it finds those few; a jump elsewhere is still reported."""
-    from oracles.compare import NEAR_DISCONTINUITY, precision_caps
-    from oracles.probe import DiscontinuityProbe
-    from oracles.recompute import Evidence
-    from rules.execute import load_module, run_module, setup_framework
+    from oracles.compare import NEAR_DISCONTINUITY
     from rules.specs import SPECS
 
     prod = Call("tf.math.reduce_prod#t", {"tensorflow": "tf.math.reduce_prod({0})"})
@@ -596,17 +590,11 @@ def test_a_floormod_by_a_tiny_divisor_excuses_the_elements_near_a_jump_and_no_ot
     [r] = g.add_op(mod.id, {}, [x, y], [TensorType((45,), "float32")])
     g.outputs = [r]
     case = Case(g, "tensorflow", {x[0]: ValueSpec(8, -2.0, 2.0), w[0]: ValueSpec(1008, -1.2, 1.2)})
-    setup_framework("tensorflow")
-    ns = load_module(g, "tensorflow", case.values, specs)
-    caps = precision_caps(["tensorflow"])
-    evidence = Evidence(g, "tensorflow", case.values, specs, ns, caps, ["tensorflow"])
-    probe = DiscontinuityProbe(g, "tensorflow", case.values, specs, caps, evidence, ["tensorflow"])
+    _, [ref], evidence, probe, kinds = eager_judgement(g, case.values, specs)
     near = probe.near({r[0]}, 0)[NEAR_DISCONTINUITY]
     assert 0 < near.sum() <= 6  # the few near a jump, not all 45
-    [ref] = [Output("float32", (45,), a) for a in run_module(ns, "tensorflow")]
     period = float(np.asarray(probe._values()[y]))
     assert abs(period) > 2e-5  # a jump is more than float32's absolute tolerance
-    kinds = output_kinds(g, specs, ["tensorflow"])
     jumped = Output("float32", (45,), np.where(near, ref.array + np.float32(period), ref.array))
     assert compare_outputs([ref], [jumped], kinds, evidence.outputs, probe.near) is None
     elsewhere = ref.array.copy()
