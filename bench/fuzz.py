@@ -47,7 +47,9 @@ def run(backends: str, seconds: int, workers: int, batch: int | None, seed: int,
             ("cases", "valid", "bugs", "bugs_by_kind", "cases_per_minute", "distinct_ops", "seconds")},
             "steady_cases_per_minute": steady_rate(timeline, seconds),
             "cases_per_check_kind": {k.removeprefix("cases: "): v for k, v in per_kind.items() if k.startswith("cases: ")},
-            "compiles": compiles, "calls_per_compile": round(calls / compiles, 2) if compiles else None}
+            "compiles": compiles,
+            "compiles_by_job": {k.removeprefix("compiles by job: "): v for k, v in per_kind.items()
+                                if k.startswith("compiles by job: ")}, "calls_per_compile": round(calls / compiles, 2) if compiles else None}
 
 
 def steady_rate(timeline: list[list[float]], budget: float) -> float | None:

@@ -34,6 +34,25 @@ positive_int = _int_at_least(1, "a positive integer")
 non_negative_int = _int_at_least(0, "a non-negative integer")
 
 
+# the share of passing batches re-checked member by member (fuzzer.batches.sample_passing),
+# here so that ``--help`` shows it without importing the campaign: each sampled batch of 8
+# costs 8 compiles, so at 0.05 sampling took 17% of a campaign's compiles
+# (bench/fuzz.py's compiles_by_job); at 0.01 a nightly campaign still re-checks some 60
+# batches, about 500 members
+SAMPLE_BATCHES = 0.01
+
+
+def share(text: str) -> float:
+    """An argparse type: a number from 0 to 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a share from 0 to 1, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a share from 0 to 1, got {value:g}")
+    return value
+
+
 def writable_dir(path: str) -> str:
     """Create ``path`` if needed and prove it writable, before any work is done."""
     try:

@@ -109,6 +109,17 @@ def sample_passing(job: Job, seed: int, rate: float) -> list[tuple[Case, Job]] |
     return [as_job([m], [i], job.lineage) for m, i in zip(job.members, job.indices)]
 
 
+def job_purpose(job: Job) -> str:
+    """What a sandbox job was for, to share out the campaign's compiles: checking new
+    cases ("check"), splitting a failed batch ("split"), re-checking a sampled passing
+    batch member by member ("sample"), localizing a failure ("probe")."""
+    if job.kind == "probe":
+        return "probe"
+    if job.lineage is None:
+        return "check"
+    return "sample" if job.lineage.sampled else "split"
+
+
 @dataclass
 class BatchFigures:
     """What batching hid or nearly hid, for ``campaign.json``'s ``batches``."""

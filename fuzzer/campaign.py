@@ -30,7 +30,9 @@ from typing import Callable, Iterator, TextIO
 
 from corpus.case import Case, write_atomic
 from corpus.plan import CHECK_KINDS
-from fuzzer.batches import BatchFigures, Job, as_job, declined, follow, passed, sample_passing, split_failed_batch
+from fuzzer.args import SAMPLE_BATCHES
+from fuzzer.batches import BatchFigures, Job, as_job, declined, follow, job_purpose, passed, sample_passing, \
+    split_failed_batch
 from fuzzer.generate import GenConfig, Generator, common_dtype_specs
 from fuzzer.guidance import model_maker
 from fuzzer.generation_guard import CRASHED, guarded, recover
@@ -104,7 +106,8 @@ class CampaignState:
     values_modes: dict[str, int] = field(default_factory=dict)  # valid cases by value mode (fuzzer.values)
     # per check kind (corpus.plan): "cases: KIND" (valid cases whose plan has it), "bugs:
     # KIND" (distinct bugs it found), "calls: KIND", "compiles", "declined: WHY",
-    # "dynamic: unexpected recompile" (oracles.verdict.CheckResult.checks)
+    # "dynamic: unexpected recompile" (oracles.verdict.CheckResult.checks); "compiles by
+    # job: PURPOSE" (every job's compiles, failed ones and ATen localization included)
     checks: dict[str, int] = field(default_factory=dict, kw_only=True)
     # dlfuzz merge: each merged campaign's figures and timeline (reports.merge); kept on resume
     merged_from: list[dict] = field(default_factory=list, kw_only=True)
@@ -185,7 +188,7 @@ class CampaignConfig:
     reduce_s: float = 60.0  # reduction budget per new bug (0: no reduction), see _reduce_bugs
     ignore: KnownIssues | None = None  # known bugs: counted in ``ignored``, no folder
     ops: tuple[str, ...] = ("spec", "inferred", "concrete")  # operator kinds the generator draws from (rules.registry.OP_KINDS)
-    sample_batches: float = 0.05  # share of passing batches re-checked member by member (fuzzer.batches)
+    sample_batches: float = SAMPLE_BATCHES  # share of passing batches re-checked member by member (fuzzer.batches)
     checks: tuple[str, ...] = CHECK_KINDS  # what a case's plan may check (corpus.plan, fuzzer.plan)
     coverage: tuple[str, ...] = ()  # source folders whose coverage the workers measure (empty: none)
     guide: bool = True  # with coverage: steer generation by it (fuzzer.guidance)
@@ -359,6 +362,8 @@ def run_campaign(cfg: CampaignConfig, progress: Callable[[CampaignState], None] 
                             worker_env=feedback.worker_env() if feedback else None) as sandbox:
         for case, result in _stop_on_dead_workers(sandbox.check_many(work()), state, save):
             job = jobs.pop(id(case))
+            add_counts(state.checks, {f"compiles by job: {job_purpose(job)}": sum(
+                result.checks.get(k, 0) for k in ("compiles", "compiles: aten localization"))})
             if feedback is not None:
                 feedback.on_job(job.members, sandbox.new_arcs.pop(id(case), None))
                 feedback.tick(base_seconds + time.monotonic() - start, sandbox.worker_pids())

@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from fuzzer.args import check_kinds, cluster_spec, FRAMEWORK_CHOICES, UsageError, non_negative_int, positive_int
+from fuzzer.args import check_kinds, cluster_spec, FRAMEWORK_CHOICES, SAMPLE_BATCHES, UsageError, non_negative_int, \
+    positive_int, share
 
 
 class _Parser(argparse.ArgumentParser):
@@ -53,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-cases", type=positive_int, help="stop after this many cases")
     p.add_argument("--batch", type=positive_int,
                    help="cases compiled together as one model (default: 8 for Inductor and XLA, else 1)")
+    p.add_argument("--sample-batches", type=share, default=SAMPLE_BATCHES, metavar="SHARE",
+                   help="share of passing batches re-checked member by member, to measure what batching hides "
+                        f"(campaign.json's batches.alone_only); each costs a compile per member (default {SAMPLE_BATCHES:g})")
     p.add_argument("--json", action="store_true", help="print campaign.json's figures as one line at the end")
     p.add_argument("--quiet", action="store_true",
                    help="no live screen: one plain progress line a minute and the final line (for logs)")

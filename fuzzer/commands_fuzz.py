@@ -95,7 +95,8 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
                          timeout_s=args.timeout, max_cases=args.max_cases,
                          batch=args.batch or default_batch(backends), reduce_s=args.reduce_time, ignore=ignore,
                          ops=tuple(op_specs_kinds(args.ops)), checks=tuple(args.checks),
-                         coverage=coverage, guide=args.guide, cluster=args.cluster)
+                         coverage=coverage, guide=args.guide, cluster=args.cluster,
+                         sample_batches=args.sample_batches)
     from fuzzer.supervisor import is_child, supervise
 
     if not is_child():  # the campaign runs in a child process, restarted if it is killed

@@ -72,13 +72,18 @@ class _OutOfBudget(Exception):
 
 
 def localize_verdict(case: Case, verdict: Verdict, backend: Backend, ns: dict[str, Any],
-                     specs: Mapping[str, OpSpec], max_compiles: int = MAX_COMPILES) -> Verdict:
+                     specs: Mapping[str, OpSpec], max_compiles: int = MAX_COMPILES,
+                     counts: dict[str, int] | None = None) -> Verdict:
     """``verdict`` with ``aten_ops`` filled in where the localization names them (check_case's
-    hook). Never raises: a localization that fails leaves the verdict as it was."""
+    hook). Never raises: a localization that fails leaves the verdict as it was. Its
+    compiles are added to ``counts["compiles: aten localization"]`` (what localizing costs
+    a campaign, next to its checking compiles)."""
     try:
         found = localize(case, verdict, backend, ns, specs, max_compiles=max_compiles)
     except Exception as e:  # noqa: BLE001 - ours, not the backend's: never a verdict
         found = AtenLocalization((), f"internal error: {exception_message(e)}")
+    if counts is not None and found.compiles:
+        counts["compiles: aten localization"] = counts.get("compiles: aten localization", 0) + found.compiles
     print(f"dlfuzz aten localization of {verdict.backend} {verdict.status}: "
           f"{', '.join(found.ops) or 'none'} ({found.why}; {found.compiles} compiles)", file=sys.stderr)
     return replace(verdict, aten_ops=found.ops) if found.ops else verdict

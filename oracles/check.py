@@ -430,7 +430,7 @@ def check_case(case: Case, backend_names: Sequence[str], specs: Mapping[str, OpS
                 and v.check == "forward" and case.provenance.get("localize") == "aten":  # a probe: name the ATen op
             from oracles.aten import localize_verdict
 
-            v = localize_verdict(case, v, b, namespaces["torch"], specs)
+            v = localize_verdict(case, v, b, namespaces["torch"], specs, counts=checks)
         if v.status != "ok" and not v.unsupported:
             _count(checks, f"bugs: {v.check}")
         verdicts.append(emit(v))

@@ -3,7 +3,7 @@ is counted as batch-only, and a sample of passing batches is re-checked member b
 
 from __future__ import annotations
 
-from fuzzer.batches import BatchFigures, as_job, follow, passed, sample_passing, split_failed_batch
+from fuzzer.batches import BatchFigures, Job, as_job, follow, job_purpose, passed, sample_passing, split_failed_batch
 from oracles.verdict import CheckResult, Verdict
 from tests.test_campaign import members, result
 
@@ -83,6 +83,17 @@ def test_a_seeded_share_of_passing_batches_is_rechecked_member_by_member():
     for _, single in singles:  # one member fails alone although its batch passed
         follow(figures, single, 0, single.indices[0] == indices[1])
     assert figures.alone_only == 1 and figures.batch_only == 0
+
+
+def test_each_job_names_what_its_compiles_were_for():
+    cases, indices = members(4)
+    _, fresh = as_job(cases, indices)
+    assert job_purpose(fresh) == "check"
+    split = split_failed_batch(fresh, result(CRASH))
+    assert {job_purpose(j) for _, j in split} == {"split"}
+    _, passing = as_job(cases, indices)
+    assert {job_purpose(j) for _, j in sample_passing(passing, seed=3, rate=1.0)} == {"sample"}
+    assert job_purpose(Job("probe", cases[:1], indices[:1])) == "probe"
 
 
 def test_batch_figures_survive_campaign_json():

@@ -40,6 +40,8 @@ def test_ops_lists_specs(capsys):
     (["gen", "--count", "-1"], "expected a positive integer, got -1"),
     (["gen", "--count", "many"], "expected a positive integer, got 'many'"),
     (["frobnicate"], "invalid choice"),
+    (["fuzz", "--backends", "torch.eager,torch.compile", "--out", "x", "--sample-batches", "1.5"],
+     "expected a share from 0 to 1, got 1.5"),
 ])
 def test_usage_errors_are_one_line_exit_2(args, fragment):
     out = run_cli(*args)

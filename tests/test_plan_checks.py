@@ -138,6 +138,7 @@ def test_a_campaign_finds_each_planted_fault_and_a_forward_only_campaign_does_no
     assert {(b["verdict"]["check"], b["verdict"]["stage"]) for b in bugs} == {FOUND[backend]}
     state = json.loads((tmp_path / "all" / "campaign.json").read_text())
     assert state["checks"][f"bugs: {FOUND[backend][0]}"] == len(bugs)
+    assert state["checks"]["compiles by job: check"] >= state["checks"]["compiles"] > 0  # every job's compiles
     assert campaign(tmp_path / "forward", backend, ("forward",)) == []
 
 
