@@ -12,7 +12,9 @@ as one model) comes back with the number of arcs it added to the compiler's cove
   choice that keeps reaching new code is drawn up to ``1 + BOOST`` times as often, and
   one that stopped paying falls back to the plain weight as its uses grow. Decay works
   per job (``DECAY``): the weights follow what *recently* added arcs. Arms never tried
-  keep weight 1 (fresh generation explores them as before).
+  keep weight 1 (fresh generation explores them as before). APIs, some thousands of
+  arms of which a short campaign draws a fraction, are weighed for novelty: an API never
+  drawn weighs as much as the best one, every drawn one less (``Bandit.weights``).
   A batch's harness is chosen, not drawn from the plain cycle: each one not yet chosen
   comes first (in cycle order, the plain baseline of none last), then they are drawn by
   weight, so a short campaign tries every harness once and then favours those that kept
@@ -110,10 +112,24 @@ class Bandit:
         g = self._gain[category].get(arm, 0.0)
         return g / (self._uses[category].get(arm, 0.0) + self._scale) if g else 0.0
 
-    def weights(self, category: str) -> dict[str, float]:
-        """Weights of the arms that gained (others weigh 1), sorted by arm."""
-        scores = {a: self.score(category, a) for a in sorted(self._gain[category])}
+    def weights(self, category: str, novelty: bool = False) -> dict[str, float]:
+        """Weights of the arms that gained (others weigh 1), sorted by arm.
+
+        ``novelty``: for a category of many arms, most never drawn (the APIs): an arm not
+        yet tried weighs 1, as much as the best tried one, and every tried arm less, in
+        proportion (``1 + BOOST * score / best`` over ``1 + BOOST``; one that added
+        nothing ``1 / (1 + BOOST)``). The plain weights would make every API that shared
+        in an early batch's gain (early, every batch gains) up to five times as likely
+        as one never drawn: repetition where a short campaign gains most from breadth."""
+        if novelty:
+            tried = sorted(self.tried(category))
+            scores = {a: self.score(category, a) for a in tried}
+        else:
+            scores = {a: self.score(category, a) for a in sorted(self._gain[category])}
         top = max(scores.values(), default=0.0)
+        if novelty:
+            return {a: (1.0 + (self.boost * v / top if top > 0 else 0.0)) / (1.0 + self.boost)
+                    for a, v in scores.items()}
         if top <= 0:
             return {}
         return {a: 1.0 + self.boost * v / top for a, v in scores.items() if v > 0}
@@ -225,7 +241,8 @@ class Guide:
 
     def bias(self) -> Bias:
         with self._lock:
-            return Bias(self.bandit.weights("kind"), self.bandit.weights("api"), self.bandit.weights("dtype"))
+            return Bias(self.bandit.weights("kind"), self.bandit.weights("api", novelty=True),
+                        self.bandit.weights("dtype"))
 
     def steer(self, key: object) -> Steer:
         """The choices for batch ``key`` (all its members get the same): the harness and the

@@ -49,6 +49,24 @@ def test_the_bandit_is_deterministic_and_shifts_weight_toward_a_choice_that_adde
     assert [bias.api(rng, groups)[0].api for _ in range(2000)] == drawn  # the same stream, the same draws
 
 
+def test_api_weights_favour_an_api_never_drawn_as_much_as_the_best_one():
+    bandit = Bandit()
+    _feed(bandit)
+    w = bandit.weights("api", novelty=True)
+    assert w["a"] == pytest.approx(1.0)  # the best tried API weighs as an untried one ("d", absent: 1)
+    assert w["b"] == pytest.approx(1 / (1 + bandit.boost)) and w["b"] < w["c"] < w["a"]
+
+    class Spec:
+        def __init__(self, api):
+            self.api = self.id = api
+
+    groups = [[Spec(api)] for api in ("a", "b", "c", "d")]
+    rng = random.Random(5)
+    drawn = [Bias(apis=w).api(rng, groups)[0].api for _ in range(2000)]
+    assert drawn.count("d") > 2.5 * drawn.count("b")  # never drawn, against drawn 20 times for nothing
+    assert Bandit().weights("api", novelty=True) == {}  # no feedback: drawn as unguided
+
+
 def test_weights_follow_what_added_arcs_recently():
     bandit = Bandit(decay=0.9)
     for _ in range(10):
