@@ -24,7 +24,8 @@ as one model) comes back with the number of arcs it added to the compiler's cove
   (dynamic shapes, backward, layouts) follows its weight, from 0.3 (added nothing) to 0.9
   (the best).
 * **A seed pool** of the cases whose jobs added arcs (the best ``POOL_SIZE`` by score).
-  A share of the models (``MUTATE_SHARE``) are made from a seed instead of afresh: an
+  A share of the models (``MUTATE_SHARE``, times the bandit's weight of mutating over
+  that of fresh generation: the "make" arms) are made from a seed instead of afresh: an
   operator swap (one operator node re-instantiated, with the same input and output
   types, as another operator of the same signature or as the same operator with new
   attributes; solved with z3 like any step), or a focused regeneration (a new graph,
@@ -59,7 +60,8 @@ from rules.solve import instantiate
 from rules.spec import OpSpec
 from rules.specs.inplace import alias_inputs, has_mutation
 
-CATEGORIES = ("kind", "api", "dtype", "check", "harness", "heavy")
+CATEGORIES = ("kind", "api", "dtype", "check", "harness", "heavy", "make")
+MAKES = ("fresh", "swap", "focus")  # how a model is made (the "make" arms)
 NONE = "none"  # the arm of no harness, no costly setting: the plain baseline
 # the batch-level arms in the order they are first tried (the plain baseline last)
 HARNESS_ARMS = tuple(dict.fromkeys(h for h in HARNESS_CYCLE if h)) + (NONE,)
@@ -204,8 +206,9 @@ def arms_of(case: Case, specs: Mapping[str, OpSpec]) -> dict[str, set[str]]:
     g = case.graph
     dtypes = {g.type_of(v).dtype for v in g.values()}
     heavy = next((h for h in HEAVY_ARMS if case.plan.options.get(h)), NONE)
+    how = case.provenance.get("guide") or "fresh"
     return {"kind": kinds, "api": apis, "dtype": dtypes, "check": set(case.plan.kinds()),
-            "harness": {case.plan.harness or NONE}, "heavy": {heavy}}
+            "harness": {case.plan.harness or NONE}, "heavy": {heavy}, "make": {how if how in MAKES else "fresh"}}
 
 
 class Guide:
@@ -271,6 +274,15 @@ class Guide:
                 self._steers.pop(next(iter(self._steers)))
             return steer
 
+    def _make_weights(self) -> list[float]:
+        """Weights of fresh generation, operator swap and focused regeneration: the plain
+        shares (``mutate_share``, ``SWAP_SHARE``) times each one's bandit weight, so that
+        mutating the seeds takes more of the models only while its cases add more arcs
+        than fresh ones (early in a campaign, when every model adds arcs, they do not)."""
+        w = self.bandit.weights("make")
+        plain = (1.0 - self.mutate_share, self.mutate_share * SWAP_SHARE, self.mutate_share * (1.0 - SWAP_SHARE))
+        return [p * w.get(m, 1.0) for p, m in zip(plain, MAKES)]
+
     def _choose(self, rng: random.Random, category: str, arms: Sequence[str], explore: bool = True) -> str:
         chosen = self._chosen[category]
         fresh = [a for a in arms if a not in chosen] if explore else []
@@ -290,17 +302,17 @@ class Guide:
         rng = random.Random(f"{self.seed}/{index}/guide")
         bias = self.bias()
         parent = None
-        with self._lock:
-            if self.pool and rng.random() < self.mutate_share:
-                parent = self.pool.pick(rng)
         how = "fresh"
+        with self._lock:
+            if self.pool:
+                how = rng.choices(MAKES, weights=self._make_weights())[0]
+                if how != "fresh":
+                    parent = self.pool.pick(rng)
         case_for = None
         if parent is not None:
-            if rng.random() < SWAP_SHARE:
-                how = "swap"
+            if how == "swap":
                 case_for = lambda draw: self._mutant(parent, generator, index, draw)  # noqa: E731
             else:
-                how = "focus"
                 bias.focus = frozenset(arms_of(parent, self.specs)["api"])
         steer = self.steer(f"group{group}" if group is not None else f"model{index}")
         generator.draw.guide = bias if bias.active else None

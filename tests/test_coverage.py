@@ -110,6 +110,18 @@ def test_guided_generation_is_deterministic_for_a_seed_and_the_same_feedback():
     assert any(c["provenance"].get("guide") for c in first)
 
 
+def test_mutation_takes_fewer_models_while_its_cases_add_less_than_fresh_ones():
+    guide = Guide(3, SPECS, mutate_share=0.4)
+    plain = guide._make_weights()
+    assert plain == pytest.approx([0.6, 0.2, 0.2])
+    for _ in range(10):
+        guide.bandit.update({"make": {"fresh": 1.0}}, 3.0)
+        guide.bandit.update({"make": {"swap": 1.0}}, 0.0)
+        guide.bandit.update({"make": {"focus": 1.0}}, 1.0)
+    fresh, swap, focus = guide._make_weights()
+    assert swap / fresh < focus / fresh < 0.2 / 0.6  # both below their plain share, the one that added nothing most
+
+
 def test_an_operator_swap_keeps_every_type_and_changes_one_operator_instance():
     gen = _generator()
     for index in range(20):
