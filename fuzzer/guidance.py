@@ -22,7 +22,7 @@ as one model) comes back with the number of arcs it added to the compiler's cove
   and a campaign's pace is its coverage too) until every one has been fed back, then it
   is drawn by weight as well; the share of each optional check kind
   (dynamic shapes, backward, layouts) follows its weight, from 0.3 (added nothing) to 0.9
-  (the best).
+  (the best, and one not yet in any checked plan).
 * **A seed pool** of the cases whose jobs added arcs (the best ``POOL_SIZE`` by score).
   A share of the models (``MUTATE_SHARE``, times the bandit's weight of mutating over
   that of fresh generation: the "make" arms) are made from a seed instead of afresh: an
@@ -260,12 +260,14 @@ class Guide:
             # been fed back; then they are drawn by weight like the harnesses
             if set(HEAVY_ARMS) <= self.bandit.tried("heavy"):
                 picks["heavy"] = self._choose(rng, "heavy", HEAVY_ARMS, explore=False)
-            w = self.bandit.weights("check")
+            # novelty weights: a kind never in a checked plan counts as the best one (it
+            # is the one that most needs a first look), one that added nothing as the least
+            w = self.bandit.weights("check", novelty=True)
             shares = None
             if w:
-                top = max(w.values())
+                floor = 1.0 / (1.0 + self.bandit.boost)
                 low, high = SHARE_RANGE
-                shares = {k: low + (high - low) * (w.get(k, 1.0) - 1.0) / max(top - 1.0, 1e-9) for k in STEERED_CHECKS}
+                shares = {k: low + (high - low) * (w.get(k, 1.0) - floor) / (1.0 - floor) for k in STEERED_CHECKS}
             heavy = picks.get("heavy")
             steer = Steer(harness="" if picks["harness"] == NONE else picks["harness"],
                           heavy=None if heavy is None else ("" if heavy == NONE else heavy), shares=shares)

@@ -268,7 +268,8 @@ def test_a_batch_is_steered_to_every_harness_once_then_to_those_that_added_arcs(
     assert harnesses.count("containers") > 3 * harnesses.count("python")
     assert [s.heavy for s in later].count("freezing") > 2 * [s.heavy for s in later].count("")
     shares = later[0].shares
-    assert shares["backward"] == pytest.approx(0.9) and shares["layout"] == pytest.approx(0.3)
+    assert shares["backward"] == pytest.approx(0.9)
+    assert shares["layout"] == shares["dynamic"] == pytest.approx(0.9)  # in no checked plan yet: a first look
     again = Guide(9, SPECS)  # the same feedback, the same choices
     [again.steer(f"group{g}") for g in range(len(HARNESS_ARMS))]
     for _ in range(6):
@@ -278,6 +279,16 @@ def test_a_batch_is_steered_to_every_harness_once_then_to_those_that_added_arcs(
     for heavy in ("cpp_wrapper", "max_autotune"):
         again.feedback([_case_with("python", heavy, False)], 0)
     assert [again.steer(f"group{g}") for g in range(100, 300)] == later
+
+
+def test_a_check_kind_that_added_nothing_gets_the_lowest_share_and_one_never_tried_the_highest():
+    guide = Guide(9, SPECS)
+    for _ in range(5):
+        guide.bandit.update({"check": {"forward": 1.0, "backward": 1.0}}, 3.0)
+        guide.bandit.update({"check": {"forward": 1.0, "layout": 1.0}}, 0.0)
+    shares = guide.steer("group0").shares
+    assert shares["layout"] == pytest.approx(0.3)
+    assert shares["backward"] == shares["dynamic"] == pytest.approx(0.9)
 
 
 def test_a_steer_decides_the_models_harness_setting_and_check_shares():
