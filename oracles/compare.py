@@ -193,7 +193,8 @@ class OutputKind:
     exact: bool = False  # no rounding anywhere on its path: compared exactly (rule 2)
     index: bool = False  # depends on an index op (argmax, sort indices): jumps are ties
     # made by an integer op that computes through floats and rounds back (tf.image's
-    # adjust_* on integer images): one unit either way is that rounding
+    # adjust_* on integer images): one unit either way, or float32's resolution at the
+    # output's magnitude (``float32_resolution``), is that rounding
     rounds_to_int: bool = False
 
 
@@ -225,6 +226,18 @@ def is_discontinuous(graph: Graph, node: int, specs: Mapping[str, OpSpec], round
     # jump through whatever is not a mere move of them: a comparison, arithmetic
     rounded = rounded_int_nodes(graph, specs) if rounded is None else rounded
     return node not in rounded and any(v[0] in rounded for v in graph.inputs_of(node))
+
+
+def float32_resolution(r: np.ndarray, c: np.ndarray) -> float:
+    """How far apart two roundings of one integer result computed through float32 may
+    land: one unit, or two float32 ulps at the output's magnitude where that is more
+    (an int32 image near its limits goes through float32 values with 24 bits: TensorFlow's
+    ``adjust_contrast`` of values near 2^31 is exact only to 128 units). The output's
+    largest magnitude stands for the op's terms (the image's values and their mean)."""
+    if r.size == 0:
+        return 1.0
+    scale = max(float(np.abs(r.astype(np.float64)).max()), float(np.abs(c.astype(np.float64)).max()))
+    return max(1.0, 2.0 * scale * 2.0**-24)
 
 
 def rounded_int_nodes(graph: Graph, specs: Mapping[str, OpSpec]) -> set[int]:
@@ -337,7 +350,7 @@ def compare_output(i: int, ref: Output, cand: Output, kind: OutputKind,
         if is_float(ref.dtype):
             bad = _excuse_denormal(bad, r, c, ref.dtype, excused)
         elif kind.rounds_to_int:
-            unit = bad & (np.abs(r.astype(np.float64) - c.astype(np.float64)) <= 1)
+            unit = bad & (np.abs(r.astype(np.float64) - c.astype(np.float64)) <= float32_resolution(r, c))
             _count(excused, INT_ROUNDING, unit)
             bad &= ~unit
             if ref.dtype in UNREPRESENTABLE_LIMITS:  # float(max) rounds past max: the cast back is undefined

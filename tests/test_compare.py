@@ -316,6 +316,22 @@ def test_an_integer_image_op_may_round_one_unit_either_way_and_no_more():
         is not None
 
 
+def test_an_integer_image_op_near_int32_limits_may_round_to_float32_resolution_and_no_more():
+    """adjust_contrast of an int32 image near 2^31 goes through float32 (24 bits): XLA was
+    64 units off eager (a 10-minute XLA campaign's false alarm); 4,000 units is a bug."""
+    from oracles.compare import INT_ROUNDING, OutputKind, compare_output
+
+    r = np.array([-1186149960, -1210940599, 2017374817], dtype=np.int32)
+    kind = OutputKind(False, frozenset(), "", rounds_to_int=True)
+    excused = {}
+    ref = Output("int32", (3,), r)
+    assert compare_output(0, ref, Output("int32", (3,), r + np.array([64, 0, -64], dtype=np.int32)), kind, lambda: None,
+                          lambda n: False, False, excused) is None
+    assert excused == {INT_ROUNDING: 2}
+    assert compare_output(0, ref, Output("int32", (3,), r + np.array([4000, 0, 0], dtype=np.int32)), kind, lambda: None,
+                          lambda n: False) is not None
+
+
 def test_inferred_apis_that_jump_inside_are_judged_near_a_jump():
     """adjust_hue wraps hue around 1.0 (a 10-minute XLA campaign's false alarm: 0.999
     against 0.001); an inferred floor is discontinuous as the hand-written one is."""
