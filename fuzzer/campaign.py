@@ -363,7 +363,8 @@ def run_campaign(cfg: CampaignConfig, progress: Callable[[CampaignState], None] 
         for case, result in _stop_on_dead_workers(sandbox.check_many(work()), state, save):
             job = jobs.pop(id(case))
             add_counts(state.checks, {f"compiles by job: {job_purpose(job)}": sum(
-                result.checks.get(k, 0) for k in ("compiles", "compiles: aten localization"))})
+                result.checks.get(k, 0) for k in ("compiles", "compiles: aten localization",
+                                                          "compiles: graph localization"))})
             if feedback is not None:
                 feedback.on_job(job.members, sandbox.new_arcs.pop(id(case), None))
                 feedback.tick(base_seconds + time.monotonic() - start, sandbox.worker_pids())

@@ -19,12 +19,11 @@ marks it), right after the candidate failed:
    inputs;
 3. parts of the ATen graph are compiled alone, with the same backend, and compared with
    eager (``oracles.compare.tolerance``, exact for integers and bools) or, for a crash,
-   checked for the same message. The whole graph with every value as an output finds the
-   first diverging node at once (for a crash, a bisection over prefixes finds the first
-   node the message needs); that node alone is tried next, then the smallest contiguous
-   window ending at it. The failing node's operator (or the window's operators) is the
-   answer. A fault that needs fusion and shows in no part is no ATen operator's: the
-   answer is empty, and the API-level culprit stays the signature.
+   checked for the same message, by the search of ``oracles.part_search`` (shared with
+   TensorFlow's graph level, ``oracles.tf_graph``): the failing node's operator (or the
+   smallest window's operators) is the answer. A fault that needs fusion and shows in no
+   part is no ATen operator's: the answer is empty, and the API-level culprit stays the
+   signature.
 
 Every step is bounded (``MAX_COMPILES`` compiles; Inductor costs about a second each) and
 nothing of ours escapes: any failure of the localization itself gives an empty answer
@@ -33,23 +32,22 @@ with the reason, which goes to the worker's log.
 
 from __future__ import annotations
 
-import re
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Callable, Mapping, Sequence
 
 from corpus.case import Case
 from corpus.graph import Graph
 from oracles.backends import Backend, StageTracker
 from oracles.compare import tolerance
+from oracles.part_search import MAX_COMPILES, Localization, OutOfBudget, same_message
+from oracles.part_search import search as search_parts
 from oracles.verdict import Verdict, exception_message
 from rules.codegen import module_source
 from rules.spec import OpSpec
 
-MAX_COMPILES = 8
 MARK = "localize"  # Case.provenance key: ``"aten"`` asks check_case for this localization
 HINT = "aten_hint"  # Case.provenance key: ATen ops found before (reduction): tried first
-MAX_HINTED = 2  # nodes of a hinted operator tried alone before the search
 # Dynamo backends that apply Inductor's decompositions (the debugging ones built inside a
 # function, where the table cannot be read off an aot_autograd object)
 INDUCTOR_TABLE = ("", "inductor", "aot_eager_decomp_partition", "aot_eager_decomp_partition_with_mode",
@@ -60,15 +58,7 @@ def wants_aten(case: Case) -> bool:
     return case.provenance.get(MARK) == "aten" and case.framework == "torch"
 
 
-@dataclass(frozen=True)
-class AtenLocalization:
-    ops: tuple[str, ...]  # the culprit ATen operator(s), sorted; () when none is to blame
-    why: str  # how they were found, or why none was
-    compiles: int = 0
-
-
-class _OutOfBudget(Exception):
-    pass
+AtenLocalization = Localization  # the ATen level's answer
 
 
 def localize_verdict(case: Case, verdict: Verdict, backend: Backend, ns: dict[str, Any],
@@ -139,7 +129,8 @@ def eager_values(graph: Graph, ns: dict[str, Any]) -> dict[tuple[int, int], Any]
     """Every value of the graph as eager computes it: leaves, and the graph's outputs
     (a probe case's outputs are every operator's)."""
     model = ns["Model"](ns["CONSTS"]())
-    model.eval()
+    if hasattr(model, "eval"):  # a torch module (a tf.Module has no training mode)
+        model.eval()
     outs = model(*ns["INPUTS"]())
     values: dict[tuple[int, int], Any] = dict(zip(graph.outputs, outs))
     for n, x in zip(graph.leaves("input"), ns["INPUTS"]()):  # fresh: the model may mutate its inputs
@@ -150,7 +141,7 @@ def eager_values(graph: Graph, ns: dict[str, Any]) -> dict[tuple[int, int], Any]
 
 
 def one_operator(graph: Graph, node: int, values: Mapping[tuple[int, int], Any],
-                 specs: Mapping[str, OpSpec]) -> tuple[Callable[..., Any], list[Any]]:
+                 specs: Mapping[str, OpSpec], framework: str = "torch") -> tuple[Callable[..., Any], list[Any]]:
     """Operator ``node`` alone, as the same generated code calls it, and its real inputs."""
     sub = Graph()
     inputs = graph.inputs_of(node)
@@ -161,7 +152,7 @@ def one_operator(graph: Graph, node: int, values: Mapping[tuple[int, int], Any],
     n = graph.node(node)
     sub.outputs = sub.add_op(n.op, n.attrs, leaves, n.types)  # type: ignore[arg-type]
     space: dict[str, Any] = {"__name__": "dlfuzz_aten_operator"}
-    exec(compile(module_source(sub, "torch", specs), "<dlfuzz aten operator>", "exec"), space)
+    exec(compile(module_source(sub, framework, specs), "<dlfuzz aten operator>", "exec"), space)
     model = space["Model"]({})
     return (lambda *xs: model(*xs)), [values[v] for v in inputs]
 
@@ -229,13 +220,6 @@ def submodule(nodes: Sequence[Any], env: Mapping[Any, Any]) -> tuple[Any, list[A
     return torch.fx.GraphModule(torch.nn.Module(), graph), inputs, outs
 
 
-_DIGITS = re.compile(r"\d+")
-
-
-def _same_message(a: str, b: str) -> bool:
-    return _DIGITS.sub("N", a) == _DIGITS.sub("N", b)
-
-
 def _differs(expected: Any, actual: Any) -> bool:
     import torch
 
@@ -262,7 +246,7 @@ class _Trials:
         """For a mismatch, the position in ``nodes`` of the first value that differs; for
         a crash, 0 when the part raises the message. None when it passes."""
         if self.compiles >= self.budget:
-            raise _OutOfBudget
+            raise OutOfBudget
         part = _part(nodes)
         module, inputs, outs = submodule(part, self.env)
         expected = module(*_clones(inputs))
@@ -272,7 +256,7 @@ class _Trials:
             actual = self.backend.prepare(ns, StageTracker())(*_clones(inputs))
         except (Exception, SystemExit) as e:  # noqa: BLE001 - the backend's failure is the evidence
             if self.message is not None:
-                return 0 if _same_message(exception_message(e), self.message) else None
+                return 0 if same_message(exception_message(e), self.message) else None
             return 0  # raising where eager runs is failing too
         if self.message is not None:
             return None
@@ -292,38 +276,7 @@ class _Trials:
 
 def search(gm: Any, env: Mapping[Any, Any], backend: Backend, message: str | None, hint: Sequence[str] = (),
            max_compiles: int = MAX_COMPILES) -> AtenLocalization:
-    """The ATen operator(s) whose compiled code fails alone (see the module docstring).
+    """The ATen operator(s) whose compiled code fails alone (``oracles.part_search``).
     ``message``: a crash's message (None for a mismatch)."""
-    nodes = _compute_nodes(gm)
-    if not nodes:
-        return AtenLocalization((), "the ATen graph has no operator")
-    trials = _Trials(env, backend, message, max_compiles)
-
-    def found(part: Sequence[Any], why: str) -> AtenLocalization:
-        return AtenLocalization(tuple(sorted({op_name(n) for n in part})), why, trials.compiles)
-
-    try:
-        if len(hint) == 1:
-            for n in [n for n in nodes if op_name(n) == hint[0]][:MAX_HINTED]:
-                if trials.fails([n]):
-                    return found([n], "the operator found before fails alone")
-        if message is None:
-            first = trials.first_failure(nodes)
-            if first is None:
-                return AtenLocalization((), "the ATen graph with every value an output does not fail (a fusion bug)",
-                                        trials.compiles)
-        else:
-            if not trials.fails(nodes):
-                return AtenLocalization((), "the ATen graph does not raise the message", trials.compiles)
-            low, high = 0, len(nodes)  # the shortest failing prefix is nodes[:high]
-            while high - low > 1:
-                mid = (low + high) // 2
-                low, high = (low, mid) if trials.fails(nodes[:mid]) else (mid, high)
-            first = high - 1
-        for size in range(1, first + 2):
-            window = nodes[first - size + 1:first + 1]
-            if trials.fails(window):
-                return found(window, "fails alone" if size == 1 else f"a window of {size} operators fails")
-        return AtenLocalization((), "no part of the ATen graph fails alone", trials.compiles)
-    except _OutOfBudget:
-        return AtenLocalization((), f"out of budget ({max_compiles} compiles)", trials.compiles)
+    return search_parts(_compute_nodes(gm), _Trials(env, backend, message, max_compiles), op_name,
+                        message is not None, hint, "ATen")

@@ -431,6 +431,11 @@ def check_case(case: Case, backend_names: Sequence[str], specs: Mapping[str, OpS
             from oracles.aten import localize_verdict
 
             v = localize_verdict(case, v, b, namespaces["torch"], specs, counts=checks)
+        elif ref.framework == "tensorflow" and "tensorflow" in namespaces:
+            from oracles import tf_graph
+
+            if tf_graph.wants_graph_ops(case, v, b):  # a probe on XLA: name the graph op
+                v = tf_graph.localize_verdict(case, v, b, namespaces["tensorflow"], specs, counts=checks)
         if v.status != "ok" and not v.unsupported:
             _count(checks, f"bugs: {v.check}")
         verdicts.append(emit(v))

@@ -10,7 +10,8 @@ output stands in.
 The probe is also marked for ATen-level localization (``oracles.aten``, run by the
 oracle inside the sandbox worker): for torch backends the failing operator is lowered to
 its ATen graph and the ATen operator that fails alone is named on the probe's verdict
-(``Verdict.aten_ops``). The compiler works at that level, and one faulty ATen operator
+(``Verdict.aten_ops``); on ``tf.xla`` the op of the traced ``tf.function`` graph that
+XLA gets wrong (``oracles.tf_graph``, named ``tf.raw_ops.<Op>``). The compiler works at that level, and one faulty ATen operator
 reached through a dozen Python APIs must be one bug, so the signature prefers it. A
 crash whose message names no operator is probed the same way, for its ATen operators
 (the API level names nothing for a crash).
@@ -120,9 +121,10 @@ def _output_op(case: Case, output: int) -> str | None:
 
 
 def needs_probe(case: Case, verdict: Verdict) -> bool:
-    """Whether ``verdict`` is pinned through a probe: every mismatch, and a torch crash
-    whose message names no operator of the case (the probe gives it ATen operators)."""
+    """Whether ``verdict`` is pinned through a probe: every mismatch, and a crash whose
+    message names no operator of the case (the probe gives it ATen operators, or on XLA
+    the ops of the traced graph: ``oracles.tf_graph``)."""
     if verdict.status == "mismatch":
         return verdict.check != "backward"  # a gradient names an input, not an operator: pinned by reduction
-    return verdict.status == "crash" and case.framework == "torch" and not \
+    return verdict.status == "crash" and not \
         sign(verdict.status, verdict.backend, verdict.where, verdict.message, case.graph.op_ids()).operators

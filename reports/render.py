@@ -198,15 +198,7 @@ def _where(case: Case, verdict: Verdict, culprit: Culprit | None, apis: Sequence
         lines.append(f"The model calls {_api_label(culprit.api, case, specs)}: its output is the first value that "
                      f"differs from the reference, while its inputs still agree.")
     if culprit.aten:
-        ops = ", ".join(f"`{op}`" for op in culprit.aten)
-        what = "differs from eager" if verdict.status == "mismatch" else "raises the same error"
-        if len(culprit.aten) == 1:
-            wrong = "is wrong" if verdict.status == "mismatch" else "fails"
-            lines.append(f"The ATen operator that {wrong} is {ops}: lowered to ATen as `{verdict.backend}` lowers "
-                         f"it and compiled alone on the values it receives here, it already {what}.")
-        else:
-            lines.append(f"The ATen operators {ops} together are wrong: compiled as the smallest part of the ATen graph "
-                         f"that fails, on the values they receive here, they {what}.")
+        lines.append(_lowered_level(verdict, culprit.aten))
     elif verdict.backend.startswith("torch.") and verdict.status == "mismatch":
         lines.append("No part of its ATen graph was found failing when compiled alone (a fault that needs the "
                      "surrounding graph, such as a fusion, or one the localization could not isolate): the bug is "
@@ -215,6 +207,26 @@ def _where(case: Case, verdict: Verdict, culprit: Culprit | None, apis: Sequence
     if others:
         lines.append(f"The same fault was also met through {', '.join(_api_label(a, case, specs) for a in others)}.")
     return [part for line in lines for part in (line, "")]
+
+
+def _lowered_level(verdict: Verdict, found: Sequence[str]) -> str:
+    """The culprit at the level the compiler works on: ATen operators (torch), or the ops
+    of the graph ``tf.function`` traces (XLA, ``oracles.tf_graph``)."""
+    ops = ", ".join(f"`{op}`" for op in found)
+    tensorflow = verdict.backend.startswith("tf.")
+    reference = "tf.function without XLA" if tensorflow else "eager"
+    what = f"differs from {reference}" if verdict.status == "mismatch" else "raises the same error"
+    if tensorflow:
+        level, how = "TensorFlow graph op", f"traced by `tf.function`, taken out of its graph and compiled alone by " \
+                                            f"`{verdict.backend}`"
+    else:
+        level, how = "ATen operator", f"lowered to ATen as `{verdict.backend}` lowers it and compiled alone"
+    if len(found) == 1:
+        wrong = "is wrong" if verdict.status == "mismatch" else "fails"
+        return f"The {level} that {wrong} is {ops}: {how} on the values it receives here, it already {what}."
+    graph = "graph `tf.function` traces" if tensorflow else "ATen graph"
+    return f"The {level}s {ops} together are wrong: compiled as the smallest part of the {graph} that fails, on " \
+           f"the values they receive here, they {what}."
 
 
 def _subject(case: Case, verdict: Verdict) -> str:
