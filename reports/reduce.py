@@ -131,8 +131,8 @@ def reduce_case(case: Case, verdict: Verdict, check: Check, specs: Mapping[str, 
         if not result.valid:
             return None
         v = result.verdict(verdict.backend)
-        if v is None or v.status != verdict.status or v.stage != verdict.stage:
-            return None
+        if v is None or v.unsupported or v.status != verdict.status or v.stage != verdict.stage:
+            return None  # declined (XLA's limits, a graph-mode contract tf.function shares) is no bug
         found = Culprit()
         if v.status == "mismatch" or (v.status == "crash" and loc.aten):
             probe = probe_case(c, loc.aten)

@@ -160,6 +160,26 @@ def test_a_different_symptom_is_not_the_same_bug():
     assert sorted(red.case.graph.op_ids()) == ["core.Exp", "core.Sin"]
 
 
+def test_a_smaller_case_the_backend_declines_does_not_show_the_bug():
+    """Seed 33's tf.xla false alarm: a NaN gradient XLA alone gave in the whole model, and
+    tf.function shared too once reduced to reduce_std of one element: the declined verdict
+    (a graph-mode contract) kept the reduction going, and the folder held no bug."""
+    def build(g):
+        x = g.add_leaf(F32)
+        a = g.add_op("core.Exp", {}, [x], [F32])[0]
+        g.outputs = g.add_op("core.Sin", {}, [a], [F32])
+
+    case = graph_case(build)
+
+    def check(c):  # the failure alone is shared by the reference graph mode: declined
+        cand = Verdict("fake", "crash", "compile", "RuntimeError: planted", unsupported=len(c.graph.op_ids()) < 2,
+                       declined="graph-mode contract")
+        return CheckResult(True, "", (Verdict("torch.eager", "ok"), cand))
+
+    red = reduce_case(case, check(case).verdicts[1], check, SPECS)
+    assert sorted(red.case.graph.op_ids()) == ["core.Exp", "core.Sin"] and not red.verdict.unsupported
+
+
 # ---- planted bugs, real backends ----------------------------------------------------------
 
 def test_wrong_add_reduces_to_exactly_one_add():
