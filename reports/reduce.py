@@ -204,7 +204,7 @@ def reduce_bug_folder(folder: Path, check: Check, specs: Mapping[str, OpSpec], *
     if verify:
         result = check(case)
         v = result.verdict(verdict.backend) if result.valid else None
-        if v is None or v.status != verdict.status or v.stage != verdict.stage:
+        if v is None or v.unsupported or v.status != verdict.status or v.stage != verdict.stage:
             return None
         verdict, verdicts = v, list(result.verdicts)
     red = reduce_case(case, verdict, check, specs, culprit=culprit, time_s=time_s, max_checks=max_checks, log=log)
@@ -213,7 +213,12 @@ def reduce_bug_folder(folder: Path, check: Check, specs: Mapping[str, OpSpec], *
         if not (folder / "case.orig.json").exists():
             write_atomic(folder / "case.orig.json", (folder / "case.json").read_text())
         verdicts = list(red.result.verdicts)
-        write_bug_files(folder, red.case, red.verdict, red.signature, bug["backends"][0], specs,
+        # the folder's own signature: a distinct bug of an operator-less family carries the
+        # operators reduction pinned it on, which the reduction's target (its base) lacks
+        recorded = Signature.from_json(bug["signature_parts"]) if bug.get("signature_parts") else None
+        if recorded is not None and recorded.digest != bug.get("signature"):
+            recorded = None
+        write_bug_files(folder, red.case, red.verdict, recorded or red.signature, bug["backends"][0], specs,
                         tolerance(red.verdict.dtype or "float32"), timeout_s, verdicts=verdicts,
                         reduced_from=(previous.get("operators_before", red.operators_before), red.operators_after),
                         culprit=red.localized, apis=bug.get("apis", []))

@@ -149,3 +149,27 @@ def test_crashes_with_one_specific_message_through_one_function_merge_after_redu
     assert other.folder_name in left and len(left & one_cause) == 1 and len(left) == 2
     [kept] = left & one_cause
     assert len(json.loads((store.root / kept / "bug.json").read_text())["merged"]) == 2
+
+
+def test_a_distinct_member_keeps_its_own_name_through_reduction(tmp_path: Path):
+    """Seed 33's tf.xla campaign: a parked sighting that became a distinct bug was reduced
+    and rewritten under its family's base signature (repro.py and report.md named the
+    first member's folder)."""
+    from oracles.verdict import CheckResult
+    from reports.reduce import reduce_bug_folder
+
+    store, pinning = BugStore(tmp_path, SPECS, "torch.eager"), Pinning(tmp_path / "bugs")
+    sin_sig, _ = record(store, pinning, chain("core.Exp", "core.Sin"))
+    reduced(store, sin_sig.folder_name, ["core.Sin"])
+    cos_sig, new = record(store, pinning, chain("core.Cos", "core.Neg"))
+    assert new and cos_sig != sin_sig
+
+    def aborts_on_cos(case: Case) -> CheckResult:
+        bad = "core.Cos" in case.graph.op_ids()
+        return CheckResult(True, "", (Verdict("torch.eager", "ok"), ABORT if bad else Verdict("torch.compile", "ok")))
+
+    folder = store.root / cos_sig.folder_name
+    assert reduce_bug_folder(folder, aborts_on_cos, SPECS, time_s=30) is not None
+    assert Case.load(folder / "case.json").graph.op_ids() == ["core.Cos"]
+    assert (folder / "repro.py").read_text().startswith(f'"""dlfuzz bug {cos_sig.folder_name}\n')
+    assert f"signature `{cos_sig.digest}`" in (folder / "report.md").read_text()
