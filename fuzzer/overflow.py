@@ -132,3 +132,52 @@ def overflows(graph: Graph, framework: str, values: Mapping[int, ValueSpec], spe
         if not same_integers(narrow, np.asarray(w)):
             return True
     return False
+
+
+def overflowing_operator(graph: Graph, framework: str, specs: Mapping[str, OpSpec], nodes: Sequence[int],
+                         env: Mapping[tuple[int, int], np.ndarray], signed_only: bool = False) -> int | None:
+    """The first of ``nodes`` (integer arithmetic) whose eager integer result wraps, given
+    every value of one eager run (``env``, by graph value): the op alone, rerun with its
+    integer inputs widened to float64, must give the same integers.
+
+    Op by op, because the integers may not come from a leaf at all: ``pow(n, n)`` of a
+    ``count_nonzero`` of floats wraps in int64 whatever the leaves, and widening the leaves
+    widens nothing there (seed 33's tf.xla false alarm: 65^65). An op the widened inputs
+    do not run (bitwise ops of float64) cannot be told, and is passed. ``signed_only``: as
+    for ``overflows``."""
+    from rules.codegen import module_source
+
+    for n in nodes:
+        node = graph.node(n)
+        sub = Graph()
+        inputs = graph.inputs_of(n)
+        leaves = [sub.add_leaf(graph.type_of(v)) for v in inputs]
+        sub.outputs = sub.add_op(node.op, node.attrs, leaves, node.types)  # type: ignore[arg-type]
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                space: dict[str, Any] = {"__name__": "dlfuzz_overflow_operator"}
+                exec(compile(module_source(sub, framework, specs), "<dlfuzz overflow operator>", "exec"), space)
+                args = [_tensor(framework, env[v], graph.type_of(v).dtype) for v in inputs]
+                wide = [np.asarray(space["to_numpy"](o)) for o in _run(framework, space["Model"]({}), args)]
+        except Exception:  # noqa: BLE001 - this op does not run widened: cannot tell
+            continue
+        for index, w in enumerate(wide):
+            narrow = np.asarray(env.get((n, index)))
+            if narrow.dtype.kind in ("i" if signed_only else "iu") and index not in specs[node.op].unstable_outputs \
+                    and not same_integers(narrow, w):  # type: ignore[index]
+                return n
+    return None
+
+
+def _tensor(framework: str, array: np.ndarray, dtype: str) -> Any:
+    """A value of ``dtype`` as the framework's tensor: integers widened to float64."""
+    wide = dtype in INT_DTYPES
+    array = np.asarray(array, dtype=np.float64) if wide else np.asarray(array)
+    if framework == "torch":
+        import torch
+
+        return torch.from_numpy(array.copy()).to(torch.float64 if wide else getattr(torch, dtype))
+    import tensorflow as tf
+
+    return tf.cast(tf.constant(array), tf.float64 if wide else getattr(tf, dtype))

@@ -42,7 +42,7 @@ import numpy as np
 from corpus.graph import Graph
 from corpus.tensor_type import INT_DTYPES, is_float
 from corpus.values import ValueSpec, make_value
-from fuzzer.overflow import overflows
+from fuzzer.overflow import overflowing_operator, overflows
 from oracles.rounding import op_rounding
 from rules.execute import all_finite, run_eager
 from rules.spec import OpSpec
@@ -185,17 +185,35 @@ def _out_of_range_cast(graph: Graph, probe: Graph, values: Mapping[int, ValueSpe
     return None
 
 
-def integer_arithmetic(graph: Graph, specs: Mapping[str, OpSpec]) -> bool:
-    """Does an op compute integers from integers other than by moving them (pow, prod,
-    sum: the ops that can overflow on small values)?"""
+def integer_arithmetic(graph: Graph, specs: Mapping[str, OpSpec]) -> list[int]:
+    """The ops that compute integers from integers other than by moving them (pow, prod,
+    sum: the ops that can overflow on small values)."""
+    found = []
     for n in graph.op_nodes():
         node = graph.node(n)
         if op_rounding(specs[node.op]) == "exact":  # type: ignore[index]
             continue
         ins = [graph.type_of(v).dtype for v in graph.inputs_of(n)]
         if any(d in INT_DTYPES for d in ins) and any(t.dtype in INT_DTYPES for t in node.types):
-            return True
-    return False
+            found.append(n)
+    return found
+
+
+def _small_values_overflow(graph: Graph, probe: Graph, framework: str, specs: Mapping[str, OpSpec],
+                           values: Mapping[int, ValueSpec], everything: list) -> bool:
+    """Does integer arithmetic wrap in eager on small values (pow of a sum, of a count)?
+    Through the leaves (a chain widened whole), or at one op on its eager inputs (integers
+    made from floats: a ``count_nonzero``, an ``argmax``)."""
+    nodes = integer_arithmetic(graph, specs)
+    if not nodes:
+        return False
+    if overflows(probe, framework, values, specs, everything, signed_only=True,
+                 wide=[n for n in graph.leaves() if graph.node(n).types[0].dtype in INT_DTYPES]):
+        return True
+    env = {v: np.asarray(a) for v, a in zip(probe.outputs, everything)}
+    for leaf in graph.leaves():
+        env[(leaf, 0)] = np.asarray(make_value(graph.type_of((leaf, 0)), values[leaf]))
+    return overflowing_operator(graph, framework, specs, nodes, env, signed_only=True) is not None
 
 
 def search_values(graph: Graph, framework: str, specs: Mapping[str, OpSpec], rng: random.Random,
@@ -228,9 +246,7 @@ def search_values(graph: Graph, framework: str, specs: Mapping[str, OpSpec], rng
                 if verdict is not False:  # overflows, or cannot tell: shrink, or give up on limits
                     level = level + 1 if verdict else LIMIT_LEVELS
                     continue
-            elif integer_arithmetic(graph, specs) and overflows(
-                    probe, framework, values, specs, everything,
-                    wide=[n for n in graph.leaves() if graph.node(n).types[0].dtype in INT_DTYPES], signed_only=True):
+            elif _small_values_overflow(graph, probe, framework, specs, values, everything):
                 # small values can overflow too (pow of a sum): eager wraps, and a wrapped
                 # reference proves nothing (a cannot-tell answer keeps the values, as before)
                 error = "integer overflow in eager on every value drawn"

@@ -774,3 +774,29 @@ def test_an_op_that_rejects_float64_still_leaves_the_rest_of_the_graph_measured(
     assert float64_outputs(g, "tensorflow", values, specs, ns) is None  # the whole model rejects float64
     [out] = Evidence(g, "tensorflow", values, specs, ns, precision_caps(["tensorflow"]), ["tensorflow"]).outputs()
     assert out.values.shape == (64,) and np.all(np.isfinite(out.values)) and out.spread.max() > 0
+
+
+@pytest.mark.tensorflow
+def test_integers_made_from_floats_that_wrap_in_eager_get_no_values():
+    """count_nonzero of 65 floats, then pow(n, n): 65^65 wraps in int64 whatever the
+    leaves (all floats), eager's wrapped value and XLA's differed (seed 33's false alarm).
+    The op alone on its widened inputs shows the wrap, so no values are found; a pow that
+    fits keeps its values."""
+    from fuzzer.values import search_values
+
+    count = Call("tf.math.count_nonzero#t", {"tensorflow": "tf.math.count_nonzero({0})"})
+    power = Call("tf.math.pow#t", {"tensorflow": "tf.math.pow({0}, {0})"})
+    count.api, power.api = "tf.math.count_nonzero", "tf.math.pow"
+    specs = {count.id: count, power.id: power}
+
+    def model(n: int) -> Graph:
+        g = Graph()
+        x = g.add_leaf(TensorType((n,), "float32"))
+        [c] = g.add_op(count.id, {}, [x], [TensorType((), "int64")])
+        g.outputs = g.add_op(power.id, {}, [c], [TensorType((), "int64")])
+        return g
+
+    wraps = search_values(model(65), "tensorflow", specs, random.Random(0))
+    assert not wraps.ok and wraps.error == "integer overflow in eager on every value drawn"
+    fits = search_values(model(6), "tensorflow", specs, random.Random(0))  # 6^6 at most
+    assert fits.ok
