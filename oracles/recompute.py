@@ -206,6 +206,12 @@ def _own_noise(graph: Graph, n: int, kind: str, args: list[np.ndarray], outs: li
                     noise = np.maximum(noise, NOISE_UNITS[t.dtype] * eps * np.nan_to_num(terms, nan=0.0, posinf=0.0))
                 except ValueError:  # (not elementwise after all: the plain noise)
                     pass
+        if kind == "products":  # a cancelled difference of products: relative to the largest product
+            magnitudes = [float(np.nanmax(np.abs(a.astype(np.float64)), initial=0.0)) for a in args
+                          if a.dtype.kind == "f" and a.size]
+            if len(magnitudes) >= 2:
+                largest = 2.0 * float(np.prod(sorted(magnitudes)[-2:]))
+                noise = np.maximum(noise, NOISE_UNITS[t.dtype] * eps * (largest if np.isfinite(largest) else 0.0))
         if kind in ("accumulate", "fused"):  # fused: each step may round in the dtype itself
             if acc is None:  # op(|x|): the sum of magnitudes a sum, mean or matmul rounds over
                 try:

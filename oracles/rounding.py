@@ -27,6 +27,11 @@
   over the float operands (the formulas are of degree one in each), so the dtype's
   roundoff of that product (a float16 loss one ulp off after a cancellation was XLA's
   false alarm; 5% of an uncancelled loss is still reported);
+* "products": differences of products of elements at other positions (cross products,
+  ``a1*b2 - a2*b1``): each product rounds in the dtype, and the result may cancel, so the
+  dtype's roundoff of twice the largest product of the operands' magnitudes (a float16
+  ``tf.linalg.cross`` one ulp of its terms off after a cancellation was seed 33's XLA
+  false alarm; 5% of a component of the terms' size is still reported);
 * "": a few ulps of its own result.
 
 Hand-written specs say it in ``OpSpec.rounding``; inferred and concrete operators are
@@ -96,6 +101,8 @@ COMPOSITE_APIS = re.compile(r"\w*_with_logits|log_poisson_loss|\w*_cross_entropy
                             # cancellation of terms of the pixels' size
                             r"adjust_hue|adjust_saturation|rgb_to_hsv|hsv_to_rgb|rgb_to_yiq|yiq_to_rgb|"
                             r"rgb_to_yuv|yuv_to_rgb")
+# differences of products across positions (see "products" above)
+PRODUCTS_APIS = re.compile(r"cross|linalg_cross")
 # least squares through the normal equations (TensorFlow's lstsq with fast=True, its
 # default, documents it): the error grows with cond(A) squared
 NORMAL_EQUATION_APIS = re.compile(r"lstsq|matrix_solve_ls|matrixsolvels")
@@ -117,7 +124,8 @@ def _api_name(spec: OpSpec) -> str:
 
 
 def op_rounding(spec: OpSpec) -> str:
-    """How an operator rounds: "exact", "accumulate", "fused", "remainder", "solve", "solve-squared", "composite" or "" (see the module docstring):
+    """How an operator rounds: "exact", "accumulate", "fused", "remainder", "solve",
+    "solve-squared", "composite", "products" or "" (see the module docstring):
     the spec's ``rounding``, else its API name's."""
     if spec.rounding:
         return spec.rounding
@@ -136,6 +144,8 @@ def op_rounding(spec: OpSpec) -> str:
         return "solve"
     if COMPOSITE_APIS.fullmatch(name):
         return "composite"
+    if PRODUCTS_APIS.fullmatch(name):
+        return "products"
     return ""
 
 
