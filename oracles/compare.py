@@ -110,6 +110,17 @@ UNREPRESENTABLE_LIMITS = ("int32", "int64", "uint32", "uint64")
 DISCONTINUOUS_APIS = re.compile(r"^tf\.image\.(adjust_hue|rgb_to_hsv|hsv_to_rgb|random_hue)$|"
                                 r"^(tf\.math\.|torch\.|torch\.Tensor\.)(floor|ceil|round|rint|trunc|sign|"
                                 r"floordiv|floor_divide|floormod|remainder|fmod|atan2|arctan2)$")
+# APIs continuous in their values whose derivative jumps (a kink): a value near the kink
+# moves a gradient by the jump (a bfloat16 sigmoid one ulp off made two neighbours of a
+# total_variation tie on XLA, and sign(0) = 0 took their term out of the gradient: seed
+# 33's false alarm). By the API's last name, lower case; hand-written specs by op id.
+KINK_APIS = re.compile(r"abs|absolute|relu|relu6|leaky_relu|leakyrelu|hardtanh|hardshrink|softshrink|"
+                       r"hardswish|hardsigmoid|clamp|clip|clip_by_value|maximum|minimum|fmax|fmin|max|min|amax|"
+                       r"amin|reduce_max|reduce_min|total_variation|max_pool\w*|maxpool\w*|adaptive_max_pool\w*|"
+                       r"l1_loss|smooth_l1_loss|huber_loss|median|nanmedian|kthvalue|cummax|cummin|sort|topk|"
+                       r"norm|vector_norm|matrix_norm|dist|cdist|pairwise_distance|renorm|clip_by_norm|"
+                       r"rrelu|celu|elu|selu")
+NEAR_KINK = "near a kink (gradient)"
 # APIs whose integer results are computed in floats and rounded back (image adjustments,
 # colour-space and dtype conversions of integer images)
 ROUNDS_THROUGH_FLOAT = re.compile(r"^tf\.image\.(adjust_\w+|convert_image_dtype|\w+_to_\w+|random_\w+|"
@@ -226,6 +237,17 @@ def is_discontinuous(graph: Graph, node: int, specs: Mapping[str, OpSpec], round
     # jump through whatever is not a mere move of them: a comparison, arithmetic
     rounded = rounded_int_nodes(graph, specs) if rounded is None else rounded
     return node not in rounded and any(v[0] in rounded for v in graph.inputs_of(node))
+
+
+def has_kink(graph: Graph, node: int, specs: Mapping[str, OpSpec]) -> bool:
+    """An op continuous in its float inputs whose derivative jumps (``KINK_APIS``): its
+    gradients depend on which side of the kink a value falls."""
+    n = graph.node(node)
+    if n.kind != "op" or not any(is_float(graph.type_of(v).dtype) for v in graph.inputs_of(node)):
+        return False
+    spec = specs[n.op]  # type: ignore[index]
+    name = str(getattr(spec, "api", "") or n.op).split("#")[0].rsplit(".", 1)[-1].lower().rstrip("_")
+    return bool(KINK_APIS.fullmatch(name))
 
 
 def float32_resolution(r: np.ndarray, c: np.ndarray) -> float:

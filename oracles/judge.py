@@ -22,8 +22,8 @@ from corpus.graph import Graph, Value
 from corpus.values import ValueSpec, has_special
 from oracles.backends import CompileMode, eager_backend
 from oracles.compare import (Difference, Output, OutputKind, Reference64, compare_nonfinite, compare_output,
-                             compare_outputs, is_discontinuous, output_kinds, precision_caps, rounded_int_nodes,
-                             tolerance, value_precision)
+                             compare_outputs, has_kink, is_discontinuous, output_kinds, precision_caps,
+                             rounded_int_nodes, tolerance, value_precision)
 from oracles.gradients import backward, grad_inputs
 from oracles.recompute import DiscontinuityProbe, Evidence, _upcast, promote_float64
 from rules.execute import load_module
@@ -153,11 +153,12 @@ def judge_outputs(exp: Expectation, specs: Mapping[str, OpSpec], ref: Sequence[O
 
 def gradient_kind(graph: Graph, specs: Mapping[str, OpSpec], frameworks: Sequence[str]) -> OutputKind:
     """Every gradient depends on the whole graph: its least precise float dtype, and its
-    discontinuous ops (a forward value near a jump moves the backward's path)."""
+    discontinuous ops (a forward value near a jump moves the backward's path) and ops with
+    a kink (a value near it moves the gradient: ``DiscontinuityProbe`` probes their slopes)."""
     caps = precision_caps(frameworks)
     nodes = graph.nodes()
     rounded = rounded_int_nodes(graph, specs)
-    disc = frozenset(n for n in nodes if is_discontinuous(graph, n, specs, rounded))
+    disc = frozenset(n for n in nodes if is_discontinuous(graph, n, specs, rounded) or has_kink(graph, n, specs))
     precision = min((value_precision(graph, n, caps) or "float64" for n in nodes),
                     key=lambda d: ("float16", "bfloat16", "float32", "float64").index(d) if d in (
                         "float16", "bfloat16", "float32", "float64") else 4)
@@ -227,7 +228,13 @@ def judge_gradients(ref: Sequence[Output], cand: Sequence[Output], kind: OutputK
     """The first gradient on which ``cand`` differs from ``ref`` (same policy as outputs)."""
     if len(ref) != len(cand):
         return Difference(0, "", f"{len(cand)} gradients where the reference has {len(ref)}")
-    near = probe.near if probe is not None else (lambda nodes: True)
+    def near(nodes: frozenset[int]) -> "bool | dict[str, bool]":
+        """Gradients are judged whole, under the reason the probe found (a kink, a jump)."""
+        if probe is None:
+            return True
+        reason = probe.near_reason(nodes)
+        return {} if reason is None else {reason: True}
+
     for i, (r, c) in enumerate(zip(ref, cand)):
         def one64(i: int = i) -> Reference64 | None:
             grads = reference.grads()

@@ -22,10 +22,10 @@ import networkx as nx
 import numpy as np
 
 from corpus.graph import Graph
-from corpus.tensor_type import is_float
+from corpus.tensor_type import TensorType, is_float
 from corpus.values import ValueSpec
-from oracles.compare import (DISCONTINUOUS_APIS, NEAR_DISCONTINUITY, NEAR_TIE, PROBE_FAILED, is_discontinuous, judged_tolerance,
-                             rounded_int_nodes, tolerance, value_precision)
+from oracles.compare import (DISCONTINUOUS_APIS, NEAR_DISCONTINUITY, NEAR_KINK, NEAR_TIE, PROBE_FAILED, has_kink,
+                             is_discontinuous, judged_tolerance, rounded_int_nodes, tolerance, value_precision)
 from oracles.rounding import UNIT_ROUNDOFF, exact_nodes, is_index_op, ties_documented
 from rules.execute import load_module
 from rules.spec import OpSpec
@@ -34,6 +34,9 @@ RANDOM_TRIALS = 6
 PROBE_FLOOR_ULPS = 16  # the least an input carrying rounding is moved, in its precision's roundoffs
 SMALLEST_NORMAL = {"float16": 2.0**-14, "bfloat16": 2.0**-126, "float32": 2.0**-126, "float64": 2.0**-1022}
 PROBE_SEED = 0
+# a second difference past this share of the first is a kink, not curvature (a smooth op
+# moved by its noise, a few ulps to 1e-2 relative, curves by about that share of its slope)
+KINK_SHARE = 0.1
 Value = tuple[int, int]
 
 
@@ -76,6 +79,25 @@ def op_runner(graph: Graph, node: int, framework: str, specs: Mapping[str, OpSpe
         return [np.asarray(ns["to_numpy"](o)) for o in run_eager(framework, model, tensors)]
 
     return run, dtypes
+
+
+def float64_runner(graph: Graph, node: int, framework: str, specs: Mapping[str, OpSpec]) -> Any:
+    """``node`` alone with its float inputs and outputs in float64 (the kink probe's
+    differences must not drown in the op's own rounding): arrays in, arrays out."""
+    single = Graph()
+    wide = [TensorType(t.shape, "float64") if is_float(t.dtype) else t for t in map(graph.type_of, graph.inputs_of(node))]
+    args = [single.add_leaf(t) for t in wide]
+    n = graph.node(node)
+    out_types = [TensorType(t.shape, "float64") if is_float(t.dtype) else t for t in n.types]
+    single.outputs = single.add_op(n.op, n.attrs, args, out_types)  # type: ignore[arg-type]
+    ns = load_module(single, framework, {leaf: ValueSpec(0, 0.0, 1.0) for leaf in single.leaves()}, specs)
+    model = ns["Model"]({})
+
+    def run(arrays: list[np.ndarray]) -> list[np.ndarray]:
+        tensors = [ns["to_tensor"](a, t.dtype) for a, t in zip(arrays, wide)]
+        return [np.asarray(ns["to_numpy"](o)) for o in run_eager(framework, model, tensors)]
+
+    return run
 
 
 def _step_like(deltas: list[np.ndarray], shape: tuple[int, ...]) -> np.ndarray | float:
@@ -213,6 +235,15 @@ class DiscontinuityProbe:
                 found[reason] = found[reason] | m if reason in found else m
         return False if output is None else found
 
+    def near_reason(self, nodes: Iterable[int]) -> str | None:
+        """Why some of ``nodes`` sit near a jump or a kink (the first reason), None when none
+        does: for values judged whole (gradients), counted under that reason."""
+        for n in sorted(nodes):
+            reason, masks = self._node(n)
+            if any(m is not None and m.any() for m in masks):
+                return reason
+        return None
+
     def _node(self, node: int) -> tuple[str, list[np.ndarray | None]]:
         if node not in self._found:
             self._found[node] = self._probe(node)
@@ -221,6 +252,8 @@ class DiscontinuityProbe:
     def _probe(self, node: int) -> tuple[str, list[np.ndarray | None]]:
         none: list[np.ndarray | None] = [None] * len(self.graph.outputs)
         if not is_discontinuous(self.graph, node, self.specs, self._rounded):
+            if has_kink(self.graph, node, self.specs):  # asked by the gradients' judge
+                return self._probe_kink(node, none)
             return "", none
         spec = self.specs[self.graph.node(node).op]  # type: ignore[index]
         reason = NEAR_TIE if is_index_op(spec) else NEAR_DISCONTINUITY
@@ -245,6 +278,54 @@ class DiscontinuityProbe:
                 return reason, none
             return reason, self._dependents(node, jumps, runs, env)
         except Exception:  # noqa: BLE001 - cannot tell: what it feeds is excused, and counted apart
+            return PROBE_FAILED, everything
+
+    def _probe_kink(self, node: int, none: list[np.ndarray | None]) -> tuple[str, list[np.ndarray | None]]:
+        """Does a value of ``node`` sit within its noise of a kink? The op runs in float64
+        at its inputs moved by their noise (``_deltas``) both ways along several sign
+        patterns: a smooth op's second difference is second order in the move, a kink's
+        first order, so one past ``KINK_SHARE`` of the first difference is a kink. The
+        gradients are judged whole (every one depends on the whole graph): an answer
+        excuses them all, counted under ``NEAR_KINK``."""
+        below = nx.descendants(self.graph.nx, node) | {node}
+        everything = [np.ones(self.graph.type_of(v).shape, dtype=bool) if v[0] in below else None
+                      for v in self.graph.outputs]
+        try:
+            env = self._values()
+            deltas = self._deltas(node, env)
+            if not deltas:
+                return NEAR_KINK, none  # exact inputs: every backend sees the same side
+            run = float64_runner(self.graph, node, self.framework, self.specs)
+            inputs = [np.asarray(env[v]).astype(np.float64) if is_float(self.graph.type_of(v).dtype)
+                      else np.asarray(env[v]) for v in self.graph.inputs_of(node)]
+            base = run(inputs)
+            nprng = np.random.default_rng(random.Random(f"{PROBE_SEED}/kink/{node}").randrange(2**32))
+            for trial in range(2 + RANDOM_TRIALS):
+                def moved(sign: float) -> list[np.ndarray]:
+                    out = list(inputs)
+                    for p, d in deltas.items():
+                        pattern = 1.0 if trial == 0 else -1.0 if trial == 1 else \
+                            nprng.choice([-1.0, 1.0], size=np.shape(inputs[p]))
+                        out[p] = inputs[p] + sign * pattern * d
+                    return out
+
+                state = nprng.bit_generator.state
+                up = run(moved(1.0))
+                nprng.bit_generator.state = state  # the same pattern the other way
+                down = run(moved(-1.0))
+                for b, u, w in zip(base, up, down):
+                    b, u, w = (np.asarray(a, dtype=np.float64) for a in (b, u, w))
+                    if not (b.shape == u.shape == w.shape):
+                        continue
+                    with np.errstate(invalid="ignore", over="ignore"):
+                        second = np.abs(u - 2 * b + w)
+                        first = np.abs(u - w) / 2
+                        scale = np.abs(b) + first
+                        kink = second > KINK_SHARE * first + 2.0**-40 * scale
+                    if np.any(kink & np.isfinite(second)):
+                        return NEAR_KINK, everything
+            return NEAR_KINK, none
+        except Exception:  # noqa: BLE001 - cannot tell: the gradients are excused, and counted apart
             return PROBE_FAILED, everything
 
     def _has_ties(self, node: int, env: Mapping[Value, np.ndarray]) -> bool:
