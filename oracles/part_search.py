@@ -9,7 +9,8 @@ compiles a part with the backend under test and says where it fails:
 1. the whole graph with every value an output finds the first diverging node at once (for
    a crash, a bisection over prefixes finds the first node the message needs);
 2. that node alone is tried next (first the nodes of an operator a bigger version of the
-   case already named: ``hint``), then the smallest contiguous window ending at it.
+   case already named: ``hint``), then the smallest contiguous window ending at it
+   (doubling, then halving back).
 
 The failing node's operator (or the window's operators) is the answer; a fault that shows
 in no part (a fusion bug) gives an empty answer, and the API-level culprit stays the
@@ -86,10 +87,20 @@ def search(nodes: Sequence[Any], trials: Trials, name: Callable[[Any], str], cra
                 mid = (low + high) // 2
                 low, high = (low, mid) if fails(nodes[:mid]) else (mid, high)
             first = high - 1
-        for size in range(1, first + 2):
-            window = nodes[first - size + 1:first + 1]
-            if fails(window):
-                return found(window, "fails alone" if size == 1 else f"a window of {size} operators fails")
-        return Localization((), f"no part of the {level} graph fails alone", trials.compiles)
+        def window(size: int) -> Sequence[Any]:
+            return nodes[first - size + 1:first + 1]
+
+        # the smallest failing window ending at the first failing node: sizes 1, 2, 4, ...,
+        # then halving between the last passing size and the first failing one (a crash that
+        # needs a dynamic shape made a dozen ops earlier is found in a few compiles)
+        passing, size = 0, 1
+        while not fails(window(size)):
+            if size == first + 1:
+                return Localization((), f"no part of the {level} graph fails alone", trials.compiles)
+            passing, size = size, min(2 * size, first + 1)
+        while size - passing > 1:
+            mid = (passing + size) // 2
+            passing, size = (passing, mid) if fails(window(mid)) else (mid, size)
+        return found(window(size), "fails alone" if size == 1 else f"a window of {size} operators fails")
     except OutOfBudget:
         return Localization((), "out of budget", trials.compiles)

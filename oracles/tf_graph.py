@@ -40,12 +40,15 @@ from corpus.case import Case
 from oracles.aten import HINT, eager_values, one_operator
 from oracles.backends import Backend, StageTracker
 from oracles.compare import tolerance
-from oracles.part_search import MAX_COMPILES, Localization, OutOfBudget, same_message, search
+from oracles.part_search import Localization, OutOfBudget, same_message, search
 from oracles.verdict import Verdict, exception_message
 from rules.spec import OpSpec
 
 PREFIX = "tf.raw_ops."  # a graph op's name in signatures and reports
 COUNTER = "compiles: graph localization"
+# XLA compiles a part in about 0.1 s (Inductor: a second), and a traced API has more ops
+# than its ATen graph (boolean_mask alone is a dozen): a larger budget than the ATen one
+MAX_COMPILES = 16
 # not computations: the graph's arguments, constants and control edges
 _NOT_COMPUTING = ("Placeholder", "Const", "NoOp")
 _INPUT = "dlfuzz_in"  # the name of a part's argument stand-ins
