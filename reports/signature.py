@@ -53,8 +53,18 @@ def _collapse_cpp_types(text: str) -> str:
     return text.replace(_COLLAPSED, "<?>")
 
 
+_TRUNCATED = "..."  # how a verdict's message is cut (at a length the values before it move)
+# a tensor's type in autograd's messages (``torch.DoubleTensor``): the float dtypes alike
+_FLOAT_TENSOR = re.compile(r"\btorch\.(Double|Float|Half|BFloat16)Tensor\b")
+
+
 def normalize_message(message: str) -> str:
     text = message.strip().splitlines()[0] if message.strip() else ""
+    if text.endswith(_TRUNCATED) and ". " in text:
+        # whole sentences only: a message cut at a fixed length ends in a fragment whose
+        # length depends on the shapes earlier in it (two folders for one autograd error)
+        text = text[:text.rindex(". ") + 1]
+    text = _FLOAT_TENSOR.sub("torch.FloatingTensor", text)
     if "C++" in text or "CppCompileError" in text:
         text = _collapse_cpp_types(text)
     for pattern, repl in _NORMALIZERS:

@@ -86,3 +86,19 @@ def test_one_api_under_several_partial_operators_is_one_bug():
     crash = sign("crash", "torch.compile", "compile", "RuntimeError: grid_sampler_2d: bad mode",
                  ["torch.grid_sampler_2d#test", "core.Add"])
     assert crash.operators == ("torch.grid_sampler_2d",)
+
+
+def test_one_autograd_error_at_two_dtypes_and_truncations_is_one_signature():
+    """aot_eager seed 7: one input-mutation autograd error for a float64 [1] and a float32
+    [1, 1, 11, 13] tensor, each message cut at a fixed length: two folders, one cause."""
+    from reports.signature import normalize_message
+
+    template = ("RuntimeError: one of the variables needed for gradient computation has been modified by an "
+                "inplace operation: [torch.{} {}], which is output 0 of torch::autograd::CopyBackwards, is at "
+                "version 1; expected version 0 instead. Hint: enable anomaly detection to find the operation that "
+                "failed to compute its gradient")
+    a = template.format("DoubleTensor", "[1]")[:300] + "..."
+    b = template.format("FloatTensor", "[1, 1, 11, 13]")[:300] + "..."
+    assert a != b and normalize_message(a) == normalize_message(b)
+    assert normalize_message(a).endswith("expected version N instead.")
+    assert normalize_message(template.format("LongTensor", "[1]")) != normalize_message(a)
