@@ -238,6 +238,16 @@ def _scales_gradients(gm: torch.fx.GraphModule, example_inputs):
     return make_boxed_func(run)
 
 
+def _flips_infinite_gradients(gm: torch.fx.GraphModule, example_inputs):
+    """A backward graph whose infinite gradients come out with the other sign."""
+    from functorch.compile import make_boxed_func
+
+    def run(*args):
+        return _map_float_outputs(gm.forward(*args), lambda g: torch.where(torch.isinf(g), -g, g))
+
+    return make_boxed_func(run)
+
+
 def _raises_on_backward(gm: torch.fx.GraphModule, example_inputs):
     raise RuntimeError("planted: backward compile")
 
@@ -250,6 +260,7 @@ def _aot(bw_compiler):
 
 wrong_backward = _aot(_scales_gradients)  # forward right, every gradient 1.5 times too large
 crashes_compiling_backward = _aot(_raises_on_backward)  # forward right, the backward never compiles
+flips_infinite_gradients = _aot(_flips_infinite_gradients)  # finite gradients right, infinite ones negated
 
 
 def _as_contiguous(x):

@@ -195,3 +195,18 @@ def test_a_fused_multiply_add_allowance_still_reports_a_two_percent_error():
     assert check_case(case, ["torch.eager", "torch.compile:aot_eager"], SPECS).bugs == []
     found, _ = bug(case, "off_by_two_percent")
     assert found is not None and found.status == "mismatch"
+
+
+def test_an_infinite_gradient_eager_gives_too_is_agreement_and_a_flipped_one_is_not():
+    """acos at exactly 1 (a bfloat16 value rounded up to it): its gradient is -inf in eager
+    and in aot_eager alike, and was reported as "NaN/Inf where the reference is finite"
+    (aot_eager seed 7's false alarm). A backward that flips the infinity is still wrong."""
+    g = Graph()
+    t = TensorType((3, 4), "bfloat16")
+    x = g.add_leaf(t)
+    g.outputs = g.add_op("core.Acos", {}, [x], [t])
+    case = Case(g, "torch", {0: ValueSpec(1, 1.0, 1.0)}, plan=BACKWARD)
+    result = check_case(case, ["torch.eager", "torch.compile:aot_eager"], SPECS)
+    assert result.valid and result.bugs == []
+    found, _ = bug(case, "flips_infinite_gradients")
+    assert found is not None and found.check == "backward" and "infinities of another sign" in found.message
