@@ -20,6 +20,7 @@ import z3
 
 from corpus.tensor_type import ALL_DTYPES
 from rules.inferred import InferredSpec, usable
+from rules.semantics import keeps_argument_contract
 from rules.spec import SymTensor
 
 
@@ -108,6 +109,7 @@ def concrete_specs(framework: str, rules: Sequence[dict]) -> list[ConcreteSpec]:
                 spec = ConcreteSpec(rule, i, framework)
             except (ValueError, KeyError, TypeError):
                 continue  # a record the template does not cover: skip it, the others stand
-            if all(d in ALL_DTYPES for d in spec.in_dtypes + tuple(spec.out_dtypes)):
+            if all(d in ALL_DTYPES for d in spec.in_dtypes + tuple(spec.out_dtypes)) and \
+                    keeps_argument_contract(spec.api, spec.in_shapes, spec.fixed_ints):
                 out.append(spec)
     return out

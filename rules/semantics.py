@@ -125,6 +125,36 @@ POSITIVE_ARGS: dict[str, tuple[str, int]] = {
 _POSITIVE = {"tensorflow": "(tf.math.abs({}) + 0.5)", "torch": "(torch.abs({}) + 0.5)"}
 
 
+# ---- argument contracts ----------------------------------------------------------------------
+
+def _group_norm_contract(shapes: Sequence[tuple[int, ...]], ints: Mapping[str, Any]) -> bool:
+    """``native_group_norm(input, weight, bias, N, C, HxW, group, eps)``: N, C and HxW
+    describe the input's shape, and the groups divide C."""
+    if not shapes or len(shapes[0]) < 2 or not all(k in ints for k in ("N", "C", "HxW", "group")):
+        return True
+    x = shapes[0]
+    return x[0] == ints["N"] and x[1] == ints["C"] and int(np.prod(x[2:])) == ints["HxW"] and \
+        int(ints["group"]) > 0 and ints["C"] % ints["group"] == 0
+
+
+# API -> whether a call's integer arguments agree with its tensors' shapes. Internal APIs
+# take the shapes again as arguments, and eager does not check them: ``native_group_norm``
+# of a [1, 6, 3] input with N=3, HxW=1 runs on the input's shape, while Inductor follows
+# the arguments (the Inductor seed 23 false alarm, a replayed eager call). The contract is
+# the API's, not the compiler's to keep: such calls are not generated.
+ARGUMENT_CONTRACTS: dict[str, Any] = {
+    "torch.native_group_norm": _group_norm_contract,
+    "torch.ops.aten.native_group_norm": _group_norm_contract,
+}
+
+
+def keeps_argument_contract(api: str, shapes: Sequence[tuple[int, ...]], ints: Mapping[str, Any]) -> bool:
+    """Whether a call of ``api`` with tensors of ``shapes`` and integer arguments ``ints``
+    (by template name) keeps the API's argument contract (``ARGUMENT_CONTRACTS``)."""
+    contract = ARGUMENT_CONTRACTS.get(api)
+    return contract is None or bool(contract(shapes, ints))
+
+
 # ---- value preconditions -------------------------------------------------------------------
 
 def sorted_tensor(api: str, template: Mapping[str, Any], table: Mapping[str, tuple[str, int]] = SORTED_INPUTS

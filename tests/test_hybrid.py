@@ -128,3 +128,26 @@ def test_trial_run_rejects_an_instance_that_draws_random_numbers(torch_rules):
     out = [TensorType((2, 4, 3), "float32")]
     assert trial_run(spec, "torch", ins, {"dropout_p": 0.0}, out, seed=0)
     assert not trial_run(spec, "torch", ins, {"dropout_p": 0.5}, out, seed=0)
+
+
+def test_calls_that_break_an_internal_apis_argument_contract_are_not_generated(torch_rules):
+    """native_group_norm of a [1, 6, 3] input with N=3, HxW=1: eager runs it on the
+    input's shape, Inductor follows the arguments (the Inductor seed 23 false alarm, a
+    replayed record). Neither a replay nor a trial run lets such a call in; the records
+    that keep the contract stay."""
+    rules = [r for r in torch_rules if r["api"] == "torch.native_group_norm"]
+    kept = concrete_specs("torch", rules)
+    recorded = [(r["id"], i) for r in rules for i, _ in enumerate(r["samples"])]
+    assert "torch.native_group_norm#da7b/3" not in {s.id for s in kept}
+    assert 0 < len(kept) < len(recorded)
+    for spec in kept:
+        x = spec.in_shapes[0]
+        assert (x[0], x[1]) == (spec.fixed_ints["N"], spec.fixed_ints["C"])
+    [rule] = [r for r in rules if r["id"] == "torch.native_group_norm#da7b"]
+    spec = InferredSpec(rule, "torch")
+    ins = [TensorType((1, 6, 3), "float32"), TensorType((6,), "float32"), TensorType((6,), "float32")]
+    outs = [TensorType((1, 6, 3), "float32"), TensorType((3, 2), "float32"), TensorType((3, 2), "float32")]
+    broken = {"N": 3, "C": 6, "HxW": 1, "group": 2, "eps": 0.5}
+    assert not trial_run(spec, "torch", ins, broken, outs, seed=0)
+    kept_outs = [outs[0], TensorType((1, 2), "float32"), TensorType((1, 2), "float32")]
+    assert trial_run(spec, "torch", ins, dict(broken, N=1, HxW=3), kept_outs, seed=0)
