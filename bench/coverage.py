@@ -23,7 +23,8 @@ run pays for it.
 of one seed is deterministic but for timing, so the spread over seeds is the honest
 one), and adds per run name the branch coverage at the end of the time of each repeat,
 its mean, and its spread (max - min): guided beats unguided where its mean lies above
-unguided's by more than unguided's spread.
+unguided's by more than unguided's spread; and guided minus unguided repeat by repeat.
+``--same-seed`` repeats on ``--seed`` itself, so that the spread is a run's own noise.
 """
 
 from __future__ import annotations
@@ -78,6 +79,8 @@ def run(name: str, backends: str, seconds: float, seed: int, workers: int, sourc
         if proc.returncode != 0:
             raise SystemExit(f"{name}: fuzz failed: {proc.stderr[-2000:]}")
         state = json.loads((out / "campaign.json").read_text())
+        log = out / "coverage" / "jobs.jsonl"
+        jobs = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
     cov = state.get("coverage") or {}
     timeline = cov.get("timeline") or []
     marks = {f"{round(seconds * k / 5)}s": at(timeline, seconds * k / 5) for k in (1, 2, 5)}
@@ -90,7 +93,7 @@ def run(name: str, backends: str, seconds: float, seed: int, workers: int, sourc
             "cases_per_minute": state["cases_per_minute"], "distinct_ops": state["distinct_ops"],
             "distinct_apis": len(apis), "bugs": state["bugs"], "bugs_by_kind": state["bugs_by_kind"],
             "guide": cov.get("guide"), "new_arcs": cov.get("new_arcs"), "combine_seconds": cov.get("combine_seconds"),
-            "timeline": timeline}
+            "timeline": timeline, "jobs": jobs}
 
 
 def main() -> None:
@@ -103,6 +106,8 @@ def main() -> None:
     p.add_argument("--runs", default=",".join(RUNS), help=f"comma list of {', '.join(RUNS)} (default all, in this order)")
     p.add_argument("--coverage-source", help="folders to measure (default torch/_inductor,torch/_dynamo)")
     p.add_argument("--repeats", type=int, default=1, help="runs of each, on seeds seed, seed+1, ... (default 1)")
+    p.add_argument("--same-seed", action="store_true",
+                   help="repeat on --seed itself: the spread is then a run's own noise (timing), not the seeds'")
     args = p.parse_args()
     seconds = parse_time(args.time)
     names = [n.strip() for n in args.runs.split(",") if n.strip()]
@@ -122,9 +127,10 @@ def main() -> None:
     results, summary = {}, {}
     ends: dict[str, list[float]] = {n: [] for n in names}
     for k in range(args.repeats):  # interleaved: a machine that slows down slows every run name alike
+        seed = args.seed if args.same_seed else args.seed + k
         for n in names:
-            key = n if args.repeats == 1 else f"{n}/seed{args.seed + k}"
-            results[key] = run(n, args.backends, seconds, args.seed + k, args.workers, sources, args.max_nodes)
+            key = n if args.repeats == 1 else f"{n}/seed{seed}" + (f"/run{k}" if args.same_seed else "")
+            results[key] = run(n, args.backends, seconds, seed, args.workers, sources, args.max_nodes)
             end = results[key]["branches_pct"][f"{round(seconds)}s"]
             if end is not None:
                 ends[n].append(end)
@@ -132,6 +138,11 @@ def main() -> None:
         if values:
             summary[n] = {"branches_pct_end": values, "mean": round(sum(values) / len(values), 2),
                           "spread": round(max(values) - min(values), 2)}
+    for ops in ("hybrid", "spec"):  # guided minus unguided, repeat by repeat (the same seed each)
+        g, u = ends.get(f"{ops}-guided"), ends.get(f"{ops}-unguided")
+        if g and u and len(g) == len(u):
+            summary[f"{ops}: guided - unguided"] = {"by_repeat": [round(a - b, 2) for a, b in zip(g, u)],
+                                                    "mean": round((sum(g) - sum(u)) / len(g), 2)}
     print(json.dumps({"bench": "coverage", "backends": args.backends, "time_s": seconds, "seed": args.seed,
                       "repeats": args.repeats, "workers": args.workers, "sources": sources, "summary": summary,
                       "runs": results}))

@@ -276,6 +276,8 @@ def run_campaign(cfg: CampaignConfig, progress: Callable[[CampaignState], None] 
                 state.cases += 1  # generated, but no clean values: never sent
                 state.skip("value search failed")
                 examples["value search failed"] = model.search.error or "NaN/Inf in every draw"
+            if model.ends_batch and members:  # guidance cut the batch here (fuzzer.guidance)
+                break
         if not members:
             return None
         return as_job(members, indices)
@@ -353,10 +355,12 @@ def run_campaign(cfg: CampaignConfig, progress: Callable[[CampaignState], None] 
                                       and bool(set(cfg.checks) - {"forward"})),
                                   cfg.out, state.crashed_generation),
                           state.next_index,
-                          # guided: one batch per worker ahead, so that the models of the third batch
-                          # already hear the first batch's coverage (generation is ~0.3 s a model, a
-                          # batch's compile tens of seconds: the workers never wait on it)
-                          depth=cfg.batch * (cfg.workers + (0 if guide is not None else 1)))
+                          # guided: one batch per worker ahead (of the size guidance cuts), so that
+                          # the models of the third batch already hear the first batch's coverage
+                          # (generation is ~0.3 s a model, a batch's compile seconds to tens of
+                          # seconds: the workers seldom wait on it)
+                          depth=(lambda: guide.ahead(cfg.batch) * cfg.workers) if guide is not None
+                          else cfg.batch * (cfg.workers + 1))
     with prefetch, _sandbox(cfg, timeout_s=cfg.timeout_s * max(1, cfg.batch // 2), workers=cfg.workers,
                             specs=spec_map if set(cfg.ops) - {"spec"} else None, log_dir=cfg.out / "logs",
                             worker_env=feedback.worker_env() if feedback else None) as sandbox:
@@ -366,7 +370,9 @@ def run_campaign(cfg: CampaignConfig, progress: Callable[[CampaignState], None] 
                 result.checks.get(k, 0) for k in ("compiles", "compiles: aten localization",
                                                           "compiles: graph localization"))})
             if feedback is not None:
-                feedback.on_job(job.members, sandbox.new_arcs.pop(id(case), None))
+                feedback.on_job(job.members, sandbox.new_arcs.pop(id(case), None),
+                                getattr(sandbox, "job_seconds", {}).pop(id(case), None), job.kind,
+                                base_seconds + time.monotonic() - start)
                 feedback.tick(base_seconds + time.monotonic() - start, sandbox.worker_pids())
             if job.kind == "batch":
                 if passed(result) and (sampled := sample_passing(job, cfg.seed, cfg.sample_batches)):

@@ -22,6 +22,7 @@ bandit and seed pool start afresh. ``DLFUZZ_COVERAGE_INTERVAL_S`` sets the inter
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import threading
@@ -79,10 +80,14 @@ class CoverageFeedback:
         return worker_env(self.sources, self.dir)
 
     # -- per job ---------------------------------------------------------------------------------
-    def on_job(self, members: Sequence[Case], new_arcs: int | None) -> None:
-        """A job came back from a worker that measured it (``new_arcs`` None: not measured)."""
+    def on_job(self, members: Sequence[Case], new_arcs: int | None, seconds: float | None = None,
+               kind: str = "batch", at: float | None = None) -> None:
+        """A job came back from a worker that measured it (``new_arcs`` None: not measured);
+        ``seconds``: the worker's time on it; ``kind``: the campaign's job kind; ``at``:
+        campaign time. Each measured job is a line of ``OUT/coverage/jobs.jsonl``."""
         if new_arcs is None or not members:
             return
+        self._log_job(members, new_arcs, seconds, kind, at)
         jobs = self.record["jobs"]
         jobs["measured"] += 1
         if new_arcs > 0:
@@ -97,7 +102,21 @@ class CoverageFeedback:
             for k in sorted(kinds):
                 counts[k] = counts.get(k, 0) + new_arcs
         if self.guide is not None:
-            self.guide.feedback(members, new_arcs)
+            self.guide.feedback(members, new_arcs, seconds)
+
+    def _log_job(self, members: Sequence[Case], new_arcs: int, seconds: float | None, kind: str,
+                 at: float | None) -> None:
+        """One line per measured job: what it had and what it added, for the steering's
+        record (``bench/coverage.py`` reads it; a line lost to an interruption loses nothing
+        a campaign found)."""
+        plans = [c.plan for c in members]
+        line = {"at": None if at is None else round(at, 1), "seconds": None if seconds is None else round(seconds, 2),
+                "job": kind, "cases": len(members), "indices": [c.provenance.get("index") for c in members],
+                "new_arcs": new_arcs, "harness": plans[0].harness, "options": sorted(plans[0].options),
+                "checks": sorted({k for p in plans for k in p.kinds()}),
+                "made": sorted({c.provenance.get("guide", "plain") for c in members})}
+        with open(self.dir / "jobs.jsonl", "a") as f:
+            f.write(json.dumps(line) + "\n")
 
     # -- combining -------------------------------------------------------------------------------
     def due(self, seconds: float) -> bool:

@@ -7,10 +7,12 @@ as one model) comes back with the number of arcs it added to the compiler's cove
 * **A bandit over generator choices**: operator kinds, APIs, the dtypes of the values an
   operator is anchored on, check kinds, and per batch the harness Dynamo traces around
   the model and the costly Inductor setting (``Guide.steer``). Each arm keeps a decayed gain (``log1p`` of
-  the arcs its jobs added, shared among the job's cases) and a decayed use count; its
-  weight is ``1 + BOOST * score / best score`` with ``score = gain / (uses + 1)``, so a
-  choice that keeps reaching new code is drawn up to ``1 + BOOST`` times as often, and
-  one that stopped paying falls back to the plain weight as its uses grow. Decay works
+  the arcs its jobs added, shared among the job's cases) and a decayed use, counted in
+  time (a job's seconds over the mean job's: a dynamic-shape compile costs ten plain
+  ones, and a campaign's coverage is a race against its clock); its weight is
+  ``1 + BOOST * score / best score`` with ``score = gain / (uses + 1)``, gain per second,
+  so a choice that keeps reaching new code cheaply is drawn up to ``1 + BOOST`` times as
+  often, and one that stopped paying falls back to the plain weight as its uses grow. Decay works
   per job (``DECAY``): the weights follow what *recently* added arcs. Arms never tried
   keep weight 1 (fresh generation explores them as before). APIs, some thousands of
   arms of which a short campaign draws a fraction, are weighed for novelty: an API never
@@ -23,6 +25,11 @@ as one model) comes back with the number of arcs it added to the compiler's cove
   is drawn by weight as well; the share of each optional check kind
   (dynamic shapes, backward, layouts) follows its weight, from 0.3 (added nothing) to 0.9
   (the best, and one not yet in any checked plan).
+* **Batch sizes**: while some batch-level arm (harness, costly setting, check kind) has
+  not been fed back, a batch holds a quarter of the campaign's models (``batch_size``):
+  what a compile adds then comes mostly from its settings, which cost a compile whatever
+  it holds, so more compiles a minute meet every setting sooner (and a failed batch is
+  bisected in fewer, cheaper steps). Then batches take the campaign's size.
 * **A seed pool** of the cases whose jobs added arcs (the best ``POOL_SIZE`` by score).
   A share of the models (``MUTATE_SHARE``, times the bandit's weight of mutating over
   that of fresh generation: the "make" arms) are made from a seed instead of afresh: an
@@ -39,7 +46,8 @@ a guided case is reproduced from its ``case.json``, not regenerated from its ind
 provenance says ``guide``.) Before any feedback, and without ``--coverage``, generation
 is exactly unguided: the draw consumes the model's random stream as before; only a
 guided batch's harness goes through every arm in order rather than round the plain
-cycle.
+cycle, and guided batches are cut smaller. (The feedback holds each job's time as well
+as its arcs: the same seed and the same arcs and times give the same models.)
 """
 
 from __future__ import annotations
@@ -64,9 +72,27 @@ CATEGORIES = ("kind", "api", "dtype", "check", "harness", "heavy", "make")
 MAKES = ("fresh", "swap", "focus")  # how a model is made (the "make" arms)
 NONE = "none"  # the arm of no harness, no costly setting: the plain baseline
 # the batch-level arms in the order they are first tried (the plain baseline last)
-HARNESS_ARMS = tuple(dict.fromkeys(h for h in HARNESS_CYCLE if h)) + (NONE,)
+# harnesses in the order guidance first tries them: by the branches each added to one
+# batch's plain compile (README, "What each adds"), so a short campaign meets the richest
+# first; the plain baseline last
+HARNESS_ARMS = ("containers", "objects", "modules", "python", "globals", "graph_break", "checkpoint", NONE)
+assert set(HARNESS_ARMS) == {h for h in HARNESS_CYCLE if h} | {NONE}
 HEAVY_ARMS = tuple(dict.fromkeys(h for h in HEAVY_CYCLE if h)) + (NONE,)
 STEERED_CHECKS = ("dynamic", "backward", "layout")
+BATCH_ARMS = {"harness": HARNESS_ARMS, "heavy": HEAVY_ARMS, "check": STEERED_CHECKS}
+BREADTH_DIVISOR = 4  # batches are a quarter of the campaign's size while a batch-level arm is unheard
+BREADTH_ROUNDS = 2  # small batches at most, per batch-level arm
+MIN_COST, MAX_COST = 0.1, 10.0  # a job's cost in typical jobs, bounded (a first job pays for imports)
+
+
+def batch_arms(checks: Sequence[str], *, harness: bool = False, options: bool = False,
+               frameworks: Sequence[str] = ("torch",), **_) -> dict[str, Sequence[str]]:
+    """The batch-level arms that apply to a campaign: harnesses where torch.compile is
+    under test, costly settings where Inductor is, the optional check kinds it asked for
+    (layouts are PyTorch's)."""
+    kinds = tuple(k for k in STEERED_CHECKS if k in checks and (k != "layout" or set(frameworks) == {"torch"}))
+    return {**({"harness": HARNESS_ARMS} if harness else {}), **({"heavy": HEAVY_ARMS} if options else {}),
+            **({"check": kinds} if kinds else {})}
 SHARE_RANGE = (0.3, 0.9)  # a check kind's share, from no gain to the best arm's
 STEER_MEMORY = 256  # batches whose choices are kept (their members are made one by one)
 DECAY = 0.99  # per job fed back: a job's gain halves in weight after ~70 more jobs
@@ -87,9 +113,11 @@ class Bandit:
         self._uses: dict[str, dict[str, float]] = {c: {} for c in CATEGORIES}
         self.updates = 0
 
-    def update(self, arms: Mapping[str, Mapping[str, float]], gain: float) -> None:
+    def update(self, arms: Mapping[str, Mapping[str, float]], gain: float, cost: float = 1.0) -> None:
         """One job's feedback: ``arms[category][arm]`` is the share of the job's cases
-        that had the arm; ``gain`` what the job added (0: nothing new)."""
+        that had the arm; ``gain`` what the job added (0: nothing new); ``cost`` its time
+        in typical jobs (``Guide.feedback``): an arm's uses count its time, so its score
+        is gain per second, not per job (a campaign's coverage is a race against its clock)."""
         self.updates += 1
         self._scale /= self.decay
         s = self._scale
@@ -97,7 +125,7 @@ class Bandit:
             uses, gains = self._uses[cat], self._gain[cat]
             for arm in sorted(arms.get(cat, {})):
                 share = arms[cat][arm]
-                uses[arm] = uses.get(arm, 0.0) + share * s
+                uses[arm] = uses.get(arm, 0.0) + share * cost * s
                 if gain > 0:
                     gains[arm] = gains.get(arm, 0.0) + gain * share * s
         if s > 1e100:  # keep the stored numbers finite
@@ -224,10 +252,13 @@ class Guide:
         self.made: dict[str, int] = {}  # models by how they were made: fresh, swap, focus
         self._steers: dict[object, Steer] = {}  # by batch (or model, unbatched)
         self._chosen: dict[str, dict[str, int]] = {"harness": {}, "heavy": {}}
+        self._group, self._group_left = -1, 0  # the batch being made, and the models it still takes
+        self._group_size = 0  # the size of the batch being made
+        self._seconds = (0.0, 0)  # the fed-back jobs' total time and count
         self._lock = threading.Lock()
 
     # -- feedback ---------------------------------------------------------------------------
-    def feedback(self, members: Sequence[Case], new_arcs: int) -> None:
+    def feedback(self, members: Sequence[Case], new_arcs: int, seconds: float | None = None) -> None:
         if not members:
             return
         share: dict[str, dict[str, float]] = {c: {} for c in CATEGORIES}
@@ -237,7 +268,11 @@ class Guide:
                     share[cat][a] = share[cat].get(a, 0.0) + 1.0 / len(members)
         gain = math.log1p(max(new_arcs, 0))
         with self._lock:
-            self.bandit.update(share, gain)
+            cost = 1.0
+            if seconds is not None and seconds > 0:  # in typical jobs: this one's time over the mean so far
+                self._seconds = (self._seconds[0] + seconds, self._seconds[1] + 1)
+                cost = min(MAX_COST, max(MIN_COST, seconds * self._seconds[1] / self._seconds[0]))
+            self.bandit.update(share, gain, cost)
             if new_arcs > 0:
                 for case in members:
                     self.pool.add(case, gain / len(members))
@@ -296,11 +331,50 @@ class Guide:
         chosen[arm] = chosen.get(arm, 0) + 1
         return arm
 
+    def batch_size(self, batch: int, arms: Mapping[str, Sequence[str]] | None = None) -> int:
+        """How many models the next batch holds, at most ``batch`` (the campaign's).
+
+        A compile's coverage comes from two sources: the settings it runs under (its
+        harness, costly Inductor setting, check kinds), which cost the same per compile
+        whatever the batch holds, and its operators, which grow with the batch. While some
+        batch-level arm (``arms``: those that apply to the campaign) has not been fed back,
+        what a compile adds is mostly its settings' (a first harness adds ~1,000 branches,
+        a batch's eight graphs a few hundred), so batches are small (``BREADTH_DIVISOR``):
+        more compiles a minute, every setting met early, and a failed batch bisected in a
+        few cheap steps. Once every arm has been heard (or after ``BREADTH_ROUNDS`` batches
+        per arm, for an arm no model can take), batches take the campaign's size again,
+        which amortizes a compile's fixed cost over more operators."""
+        arms = BATCH_ARMS if arms is None else arms
+        with self._lock:
+            unheard = sum(len(set(a) - self.bandit.tried(cat)) for cat, a in arms.items())
+        breadth = unheard and self._group + 1 < BREADTH_ROUNDS * sum(len(a) for a in arms.values())
+        return max(min(batch, 2), batch // BREADTH_DIVISOR) if breadth else batch
+
+    def ahead(self, batch: int) -> int:
+        """How many models to make ahead of the workers, per worker: one batch of the size
+        being cut, so that the next batch's choices already hear the last one's coverage
+        (``fuzzer.prefetch.Prefetcher``'s ``depth``)."""
+        return self._group_size or max(min(batch, 2), batch // BREADTH_DIVISOR)
+
+    def _next_group(self, batch: int, arms: Mapping[str, Sequence[str]] | None = None) -> tuple[int, bool]:
+        """(the batch of the model being made, whether it is the batch's last), cutting the
+        models, made one by one in index order, into batches of ``batch_size``."""
+        if self._group_left <= 0:
+            self._group_left = self._group_size = self.batch_size(batch, arms)
+            self._group += 1
+        self._group_left -= 1
+        return self._group, self._group_left == 0
+
     # -- making models ------------------------------------------------------------------------
     def make(self, index: int, generator: Generator, *, checks: Sequence[str], group: int | None = None,
-             **model_kw) -> Model:
+             batch: int = 1, **model_kw) -> Model:
         """Model ``index``: fresh (biased) or a mutant of a pool seed, with its batch's
-        steered choices (``steer``)."""
+        steered choices (``steer``). ``batch``: the campaign's batch size; the guide cuts
+        the models into batches itself (``batch_size``) and marks each batch's last
+        model (``Model.ends_batch``). ``group``: a batch chosen by the caller instead."""
+        ends = None
+        if group is None and batch > 1:
+            group, ends = self._next_group(batch, batch_arms(checks, **model_kw))
         rng = random.Random(f"{self.seed}/{index}/guide")
         bias = self.bias()
         parent = None
@@ -323,6 +397,7 @@ class Guide:
                                group=group, steer=steer, **model_kw)
         finally:
             generator.draw.guide = None
+        model.ends_batch = ends
         how = how if how != "swap" or model.case.provenance.get("mutant_of") is not None else "fresh"
         if bias.active or how != "fresh":
             model.case.provenance["guide"] = how
@@ -398,4 +473,4 @@ def model_maker(generator: Generator, specs: Mapping[str, OpSpec], seed: int, gu
 
     if guide is None:
         return lambda index: make_model(generator, specs, seed, index, checks=checks, group=group(index), **model_kw)
-    return lambda index: guide.make(index, generator, checks=checks, group=group(index), **model_kw)
+    return lambda index: guide.make(index, generator, checks=checks, batch=batch, **model_kw)

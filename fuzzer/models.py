@@ -30,6 +30,9 @@ class Model:
     case: Case
     search: SearchResult
     discarded: int = 0  # graphs drawn and thrown away before this one
+    # coverage guidance cuts batches itself (fuzzer.guidance.Guide.batch_size): whether this
+    # model is its batch's last; None where the campaign fills batches to its size
+    ends_batch: bool | None = None
 
     @property
     def valid(self) -> bool:

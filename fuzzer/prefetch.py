@@ -23,7 +23,7 @@ from typing import Callable, Generic, TypeVar
 
 T = TypeVar("T")
 
-_STOP_POLL_S = 0.2
+_ROOM_POLL_S = 0.02  # how often a thread that is far enough ahead looks for room
 
 
 class Prefetcher(Generic[T]):
@@ -31,20 +31,27 @@ class Prefetcher(Generic[T]):
 
     ``take()`` returns ``(index, item)`` in index order and re-raises, in the caller's
     thread, an exception that ``make`` raised (a fault of dlfuzz, never hidden).
+    ``depth`` may be a function, asked before each item: coverage guidance keeps the
+    thread one (small) batch ahead, so that the next models already hear the last
+    batch's coverage (``fuzzer.guidance.Guide.ahead``).
     """
 
-    def __init__(self, make: Callable[[int], T], start: int, depth: int) -> None:
-        if depth < 1:
+    def __init__(self, make: Callable[[int], T], start: int, depth: int | Callable[[], int]) -> None:
+        self._depth = depth if callable(depth) else (lambda: depth)
+        if self._depth() < 1:
             raise ValueError("depth must be at least 1")
         self._make = make
         self._next = start
-        self._queue: queue.Queue[tuple[int, T | None, BaseException | None]] = queue.Queue(maxsize=depth)
+        self._queue: queue.Queue[tuple[int, T | None, BaseException | None]] = queue.Queue()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="dlfuzz-prefetch", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            if self._queue.qsize() >= max(1, self._depth()):  # far enough ahead: wait for a take
+                self._stop.wait(_ROOM_POLL_S)
+                continue
             index = self._next
             try:
                 item: T | None = self._make(index)
@@ -52,12 +59,7 @@ class Prefetcher(Generic[T]):
             except BaseException as e:  # noqa: BLE001 - handed to the consumer, which re-raises
                 item, error = None, e
             self._next += 1
-            while not self._stop.is_set():
-                try:
-                    self._queue.put((index, item, error), timeout=_STOP_POLL_S)
-                    break
-                except queue.Full:
-                    continue
+            self._queue.put((index, item, error))
             if error is not None:
                 return
 

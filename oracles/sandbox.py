@@ -143,6 +143,7 @@ class _Job:
     stage: str = ""
     deadline: float | None = None
     sent_at: float = 0.0
+    begun_at: float = 0.0  # when the worker began it (after its start-up, for a fresh worker)
     new_arcs: int | None = None  # coverage the case added (workers measuring coverage only)
 
 
@@ -187,7 +188,7 @@ class _Worker:
         self.job = job
         self.cases += 1
         job.sent_at = time.monotonic()
-        job.received, job.backend, job.stage, job.deadline = [], "", "", None
+        job.received, job.backend, job.stage, job.deadline, job.begun_at = [], "", "", None, 0.0
         try:
             self.tx.send(("check", job.id, job.case.to_json(), list(job.skip)))
         except OSError:
@@ -247,6 +248,7 @@ class Sandbox:
         self.start_failures = 0  # workers in a row that died before they were ready
         self._worker_env = dict(worker_env or {})  # e.g. oracles.sut_coverage.worker_env
         self.new_arcs: dict[int, int] = {}  # id(case) -> arcs it added, while measuring coverage (the caller pops)
+        self.job_seconds: dict[int, float] = {}  # id(case) -> its worker's time on it, while measuring (the caller pops)
         # Workers' output goes to log_dir/worker-<slot>.log (a fresh temporary folder if
         # none is given), so that a failed start can say what went wrong and where.
         # A temporary folder is removed on close, unless a worker failed to start (its
@@ -287,6 +289,7 @@ class Sandbox:
                 for job, result in self._pump():
                     if job.new_arcs is not None:
                         self.new_arcs[id(job.case)] = job.new_arcs
+                        self.job_seconds[id(job.case)] = time.monotonic() - (job.begun_at or job.sent_at)
                     yield job.case, result
         finally:
             for i, w in enumerate(self._slots):
@@ -379,7 +382,8 @@ class Sandbox:
             w.ready = True
             self.start_failures = 0
         elif kind == "begin":
-            job.deadline = time.monotonic() + self.timeout_s
+            job.begun_at = time.monotonic()
+            job.deadline = job.begun_at + self.timeout_s
         elif kind == "stage":
             job.backend, job.stage = msg[2], msg[3]
         elif kind == "verdict":

@@ -214,7 +214,7 @@ def test_a_coverage_campaign_records_figures_over_time_and_resume_keeps_them(tmp
 
     def run(cases: int, sources=(_functorch(),)):
         cfg = CampaignConfig(["torch.eager", "torch.compile:aot_eager"], out, time_s=300, seed=4, max_nodes=4,
-                             max_cases=cases, reduce_s=0, coverage=tuple(sources))
+                             max_cases=cases, reduce_s=0, coverage=tuple(sources), batch=4)
         run_campaign(cfg)
         return json.loads((out / "campaign.json").read_text())
 
@@ -222,9 +222,13 @@ def test_a_coverage_campaign_records_figures_over_time_and_resume_keeps_them(tmp
     cov = first["coverage"]
     assert cov["lines_pct"] > 0 and cov["branches_pct"] > 0 and cov["lines"] <= cov["lines_total"]
     assert cov["timeline"] and cov["timeline"][-1][1:] == [cov["lines_pct"], cov["branches_pct"]]
-    assert cov["jobs"]["measured"] >= 6 and cov["jobs"]["adding"] >= 1 and cov["guided"]
+    assert cov["jobs"]["measured"] >= 3 and cov["jobs"]["adding"] >= 1 and cov["guided"]  # (six cases in pairs)
     assert any(k.startswith("op kind: ") for k in cov["new_arcs"]) and "check: forward" in cov["new_arcs"]
-    assert sorted(p.name for p in (out / "coverage").iterdir()) == ["campaign.cov"]  # worker files folded in
+    assert sorted(p.name for p in (out / "coverage").iterdir()) == ["campaign.cov", "jobs.jsonl"]  # worker files folded in
+    jobs = [json.loads(line) for line in (out / "coverage" / "jobs.jsonl").read_text().splitlines()]
+    assert len(jobs) == cov["jobs"]["measured"] and all(j["seconds"] > 0 for j in jobs)
+    # guided, every setting unheard: batches of two, not the campaign's four (fuzzer.guidance.batch_size)
+    assert [j["cases"] for j in jobs if j["job"] == "batch"][:2] == [2, 2]
 
     second = run(10)
     again = second["coverage"]
@@ -246,6 +250,21 @@ def _case_with(harness: str, heavy: str, backward: bool):
     case.plan.options = {heavy: True} if heavy else {}
     case.plan.backward_seed = 1 if backward else None
     return case
+
+
+def test_an_arm_whose_jobs_take_longer_for_the_same_arcs_weighs_less():
+    guide = Guide(9, SPECS)
+    for _ in range(4):
+        guide.feedback([_case_with("containers", "", False)], 500, seconds=3.0)
+        guide.feedback([_case_with("python", "", False)], 500, seconds=30.0)
+    w = guide.bandit.weights("harness")
+    assert w["containers"] > 2 * w["python"]
+    plain = Guide(9, SPECS)  # no time known (a cluster's jobs): per job, as before
+    for _ in range(4):
+        plain.feedback([_case_with("containers", "", False)], 500)
+        plain.feedback([_case_with("python", "", False)], 500)
+    w = plain.bandit.weights("harness")
+    assert w["containers"] == pytest.approx(w["python"], rel=0.01)  # (only the decay orders them)
 
 
 def test_a_batch_is_steered_to_every_harness_once_then_to_those_that_added_arcs():
@@ -301,3 +320,39 @@ def test_a_steer_decides_the_models_harness_setting_and_check_shares():
     assert all(c.plan.harness == "modules" and c.plan.options.get("max_autotune") for c in cases)
     assert all(not c.plan.dynamic and not c.plan.layouts for c in cases)
     assert any(c.plan.backward for c in cases)
+
+
+def test_batches_are_small_until_every_batch_level_arm_is_heard_then_take_the_campaigns_size():
+    from fuzzer.guidance import BATCH_ARMS, BREADTH_ROUNDS, batch_arms
+
+    checks = ("forward", "dynamic", "backward", "layout")
+    arms = batch_arms(checks, harness=True, options=True)
+    assert arms == BATCH_ARMS
+    guide = Guide(4, SPECS)
+    cut = [guide._next_group(8, arms)[1] for _ in range(6)]
+    assert cut == [False, True] * 3  # batches of two while nothing is heard
+    for cat, names in BATCH_ARMS.items():
+        for arm in names:
+            guide.bandit.update({cat: {arm: 1.0}}, 0.0)
+    assert [guide._next_group(8, arms)[1] for _ in range(16)] == ([False] * 7 + [True]) * 2  # all heard
+    # an arm no model can take (every graph writes in place: no checkpoint) ends the small
+    # batches after a bounded number of them
+    stuck = Guide(4, SPECS)
+    stuck.bandit.update({"harness": {"objects": 1.0}}, 0.0)
+    rounds = BREADTH_ROUNDS * sum(len(a) for a in arms.values())
+    cut = [stuck._next_group(8, arms)[1] for _ in range(2 * rounds + 16)]
+    assert cut[:2 * rounds] == [False, True] * rounds
+    assert cut[2 * rounds:] == ([False] * 7 + [True]) * 2
+    # a campaign where no batch-level arm applies (XLA: no harness, no Inductor setting,
+    # no layouts; forward only) keeps its size from the start
+    assert batch_arms(("forward",), frameworks=("tensorflow",)) == {}
+    plain = Guide(4, SPECS)
+    assert [plain._next_group(8, {})[1] for _ in range(8)] == [False] * 7 + [True]
+
+
+def test_a_guided_campaign_maker_marks_where_its_batches_end():
+    gen = _generator()
+    make = model_maker(gen, SPECS, 4, Guide(4, SPECS), checks=("forward", "backward"), batch=8)
+    assert [make(i).ends_batch for i in range(4)] == [False, True, False, True]
+    # without a guide the campaign fills its batches as always
+    assert model_maker(gen, SPECS, 4, None, checks=("forward",), batch=8)(0).ends_batch is None

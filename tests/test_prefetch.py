@@ -45,3 +45,20 @@ def test_close_stops_the_thread_even_when_the_queue_is_full():
 def test_depth_must_be_positive():
     with pytest.raises(ValueError, match="depth"):
         Prefetcher(lambda i: i, start=0, depth=0)
+
+
+def test_a_depth_function_is_asked_before_each_item():
+    made, depth = [], [1]
+
+    def settled(n: int) -> list[int]:  # what was made once the thread has had time to make n
+        deadline = time.monotonic() + 10
+        while len(made) < n and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.1)  # and no more
+        return list(made)
+
+    with Prefetcher(lambda i: made.append(i) or i, start=0, depth=lambda: depth[0]) as p:
+        assert settled(1) == [0]  # one ahead
+        depth[0] = 3
+        assert settled(3) == [0, 1, 2]
+        assert [p.take() for _ in range(3)] == [(0, 0), (1, 1), (2, 2)]
