@@ -82,6 +82,7 @@ STEERED_CHECKS = ("dynamic", "backward", "layout")
 BATCH_ARMS = {"harness": HARNESS_ARMS, "heavy": HEAVY_ARMS, "check": STEERED_CHECKS}
 BREADTH_DIVISOR = 4  # batches are a quarter of the campaign's size while a batch-level arm is unheard
 BREADTH_ROUNDS = 2  # small batches at most, per batch-level arm
+COSTLY_CHECKS = {"dynamic", "layout"}  # checks whose cost grows with a batch's cases
 MIN_COST, MAX_COST = 0.1, 10.0  # a job's cost in typical jobs, bounded (a first job pays for imports)
 
 
@@ -343,18 +344,25 @@ class Guide:
         more compiles a minute, every setting met early, and a failed batch bisected in a
         few cheap steps. Once every arm has been heard (or after ``BREADTH_ROUNDS`` batches
         per arm, for an arm no model can take), batches take the campaign's size again,
-        which amortizes a compile's fixed cost over more operators."""
+        which amortizes a compile's fixed cost over more operators; but a batch whose plan
+        checks dynamic shapes or layouts (``COSTLY_CHECKS``) stays small (``make``): those
+        recompile per input, so their cost grows with the batch (two cases 20 s, eight
+        90-160 s, measured with coverage on) and nothing is amortized."""
         arms = BATCH_ARMS if arms is None else arms
         with self._lock:
             unheard = sum(len(set(a) - self.bandit.tried(cat)) for cat, a in arms.items())
         breadth = unheard and self._group + 1 < BREADTH_ROUNDS * sum(len(a) for a in arms.values())
-        return max(min(batch, 2), batch // BREADTH_DIVISOR) if breadth else batch
+        return self._small(batch) if breadth else batch
+
+    @staticmethod
+    def _small(batch: int) -> int:
+        return max(min(batch, 2), batch // BREADTH_DIVISOR)
 
     def ahead(self, batch: int) -> int:
         """How many models to make ahead of the workers, per worker: one batch of the size
         being cut, so that the next batch's choices already hear the last one's coverage
         (``fuzzer.prefetch.Prefetcher``'s ``depth``)."""
-        return self._group_size or max(min(batch, 2), batch // BREADTH_DIVISOR)
+        return self._group_size or self._small(batch)
 
     def _next_group(self, batch: int, arms: Mapping[str, Sequence[str]] | None = None) -> tuple[int, bool]:
         """(the batch of the model being made, whether it is the batch's last), cutting the
@@ -397,6 +405,14 @@ class Guide:
                                group=group, steer=steer, **model_kw)
         finally:
             generator.draw.guide = None
+        if ends is not None and model.valid and self._group_left > 0 and self._group_size > self._small(batch) \
+                and self._group_left == self._group_size - 1 and COSTLY_CHECKS & set(model.case.plan.kinds()):
+            # the batch's first model drew a check whose cost grows with the batch's cases
+            # (a dynamic-shape compile, layouts: each recompiles per input): no compile to
+            # amortize, only a longer wait for the next feedback, so the batch stays small
+            self._group_left = self._group_size = self._small(batch)
+            self._group_left -= 1
+            ends = self._group_left == 0
         model.ends_batch = ends
         how = how if how != "swap" or model.case.provenance.get("mutant_of") is not None else "fresh"
         if bias.active or how != "fresh":

@@ -356,3 +356,28 @@ def test_a_guided_campaign_maker_marks_where_its_batches_end():
     assert [make(i).ends_batch for i in range(4)] == [False, True, False, True]
     # without a guide the campaign fills its batches as always
     assert model_maker(gen, SPECS, 4, None, checks=("forward",), batch=8)(0).ends_batch is None
+
+
+def test_a_batch_whose_plan_checks_dynamic_shapes_or_layouts_stays_small(monkeypatch):
+    import fuzzer.guidance as guidance
+    from fuzzer.guidance import BATCH_ARMS
+    from fuzzer.models import Model
+
+    real = guidance.make_model
+    dynamic_groups = {1}  # the second batch's plans check dynamic shapes
+
+    def make_model(*args, group=None, **kw):
+        model = real(*args, group=group, **kw)
+        if group in dynamic_groups:
+            model.case.plan.dynamic_dims = [0]
+        return model
+
+    monkeypatch.setattr(guidance, "make_model", make_model)
+    gen = _generator()
+    guide = Guide(4, SPECS)
+    for cat, names in BATCH_ARMS.items():  # every arm heard: full batches
+        for arm in names:
+            guide.bandit.update({cat: {arm: 1.0}}, 0.0)
+    make = model_maker(gen, SPECS, 4, guide, checks=("forward",), batch=8)
+    models: list[Model] = [make(i) for i in range(8 + 2 + 8)]
+    assert [m.ends_batch for m in models] == [False] * 7 + [True] + [False, True] + [False] * 7 + [True]
