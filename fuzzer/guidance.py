@@ -22,9 +22,10 @@ as one model) comes back with the number of arcs it added to the compiler's cove
   weight, so a short campaign tries every harness once and then favours those that kept
   adding arcs; the costly Inductor setting keeps the plain turns (each doubles a compile,
   and a campaign's pace is its coverage too) until every one has been fed back, then it
-  is drawn by weight as well; the share of each optional check kind
-  (dynamic shapes, backward, layouts) follows its weight, from 0.3 (added nothing) to 0.9
-  (the best, and one not yet in any checked plan).
+  is drawn by weight as well; the share of each optional check kind (dynamic shapes,
+  backward, layouts) is its plain share times the arcs per second of the jobs that had it
+  over those of the jobs that had not (``_check_shares``), from 0.3 to 0.9 (0.9 for one
+  not yet in any checked plan).
 * **Batch sizes**: while some batch-level arm (harness, costly setting, check kind) has
   not been fed back, a batch holds a quarter of the campaign's models (``batch_size``):
   what a compile adds then comes mostly from its settings, which cost a compile whatever
@@ -63,7 +64,7 @@ from corpus.graph import Graph
 from fuzzer.draw import TypeKey, api_of
 from fuzzer.generate import Generator
 from fuzzer.models import Model, make_model
-from fuzzer.plan import HARNESS_CYCLE, HEAVY_CYCLE, Steer
+from fuzzer.plan import HARNESS_CYCLE, HEAVY_CYCLE, SHARE as PLAIN_SHARE, Steer
 from rules.solve import instantiate
 from rules.spec import OpSpec
 from rules.specs.inplace import alias_inputs, has_mutation
@@ -256,6 +257,8 @@ class Guide:
         self._group, self._group_left = -1, 0  # the batch being made, and the models it still takes
         self._group_size = 0  # the size of the batch being made
         self._seconds = (0.0, 0)  # the fed-back jobs' total time and count
+        # per optional check kind: (gain, cost) of the jobs with it, and of those without
+        self._rates: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {}
         self._lock = threading.Lock()
 
     # -- feedback ---------------------------------------------------------------------------
@@ -274,6 +277,11 @@ class Guide:
                 self._seconds = (self._seconds[0] + seconds, self._seconds[1] + 1)
                 cost = min(MAX_COST, max(MIN_COST, seconds * self._seconds[1] / self._seconds[0]))
             self.bandit.update(share, gain, cost)
+            for kind in STEERED_CHECKS:  # with and without each kind, decayed as the bandit is
+                on = share["check"].get(kind, 0.0)
+                (gw, cw), (go, co) = self._rates.get(kind, ((0.0, 0.0), (0.0, 0.0)))
+                self._rates[kind] = ((gw * DECAY + gain * on, cw * DECAY + cost * on),
+                                     (go * DECAY + gain * (1 - on), co * DECAY + cost * (1 - on)))
             if new_arcs > 0:
                 for case in members:
                     self.pool.add(case, gain / len(members))
@@ -296,14 +304,7 @@ class Guide:
             # been fed back; then they are drawn by weight like the harnesses
             if set(HEAVY_ARMS) <= self.bandit.tried("heavy"):
                 picks["heavy"] = self._choose(rng, "heavy", HEAVY_ARMS, explore=False)
-            # novelty weights: a kind never in a checked plan counts as the best one (it
-            # is the one that most needs a first look), one that added nothing as the least
-            w = self.bandit.weights("check", novelty=True)
-            shares = None
-            if w:
-                floor = 1.0 / (1.0 + self.bandit.boost)
-                low, high = SHARE_RANGE
-                shares = {k: low + (high - low) * (w.get(k, 1.0) - floor) / (1.0 - floor) for k in STEERED_CHECKS}
+            shares = self._check_shares()
             heavy = picks.get("heavy")
             steer = Steer(harness="" if picks["harness"] == NONE else picks["harness"],
                           heavy=None if heavy is None else ("" if heavy == NONE else heavy), shares=shares)
@@ -311,6 +312,29 @@ class Guide:
             while len(self._steers) > STEER_MEMORY:
                 self._steers.pop(next(iter(self._steers)))
             return steer
+
+    def _check_shares(self) -> dict[str, float] | None:
+        """The share of each optional check kind: a kind never in a checked plan gets the
+        most (it needs a first look); one that has been, its plain share times how many arcs
+        per second the jobs that had it added against the jobs that did not (within
+        ``SHARE_RANGE``). The contrast, not the kind's own score: the kinds come together
+        in one plan, so each one's score would be the same mixture; and per second, since a
+        dynamic-shape check costs several plain ones. None before any feedback."""
+        tried = self.bandit.tried("check")
+        if not tried:
+            return None
+        low, high = SHARE_RANGE
+        shares = {}
+        for kind in STEERED_CHECKS:
+            (gain_with, cost_with), (gain_without, cost_without) = self._rates.get(kind, ((0.0, 0.0), (0.0, 0.0)))
+            if kind not in tried:
+                shares[kind] = high
+            elif cost_with <= 0 or cost_without <= 0 or gain_without <= 0:
+                shares[kind] = PLAIN_SHARE[kind] if gain_with <= 0 or cost_without <= 0 else high
+            else:
+                ratio = (gain_with / cost_with) / (gain_without / cost_without)
+                shares[kind] = min(high, max(low, PLAIN_SHARE[kind] * ratio))
+        return shares
 
     def _make_weights(self) -> list[float]:
         """Weights of fresh generation, operator swap and focused regeneration: the plain
@@ -405,13 +429,12 @@ class Guide:
                                group=group, steer=steer, **model_kw)
         finally:
             generator.draw.guide = None
-        if ends is not None and model.valid and self._group_left > 0 and self._group_size > self._small(batch) \
-                and self._group_left == self._group_size - 1 and COSTLY_CHECKS & set(model.case.plan.kinds()):
-            # the batch's first model drew a check whose cost grows with the batch's cases
-            # (a dynamic-shape compile, layouts: each recompiles per input): no compile to
+        if ends is not None and self._group_left > 0 and model.valid and COSTLY_CHECKS & set(model.case.plan.kinds()):
+            # a model of the batch drew a check whose cost grows with the batch's cases (a
+            # dynamic-shape compile, layouts: each recompiles per input): no compile to
             # amortize, only a longer wait for the next feedback, so the batch stays small
-            self._group_left = self._group_size = self._small(batch)
-            self._group_left -= 1
+            made = self._group_size - self._group_left
+            self._group_left = min(self._group_left, max(0, self._small(batch) - made))
             ends = self._group_left == 0
         model.ends_batch = ends
         how = how if how != "swap" or model.case.provenance.get("mutant_of") is not None else "fresh"

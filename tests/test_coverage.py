@@ -302,12 +302,30 @@ def test_a_batch_is_steered_to_every_harness_once_then_to_those_that_added_arcs(
 
 def test_a_check_kind_that_added_nothing_gets_the_lowest_share_and_one_never_tried_the_highest():
     guide = Guide(9, SPECS)
+    with_layout = _case_with("", "", False)
+    with_layout.plan.layouts = {with_layout.graph.leaves("input")[0]: "transposed"}
     for _ in range(5):
-        guide.bandit.update({"check": {"forward": 1.0, "backward": 1.0}}, 3.0)
-        guide.bandit.update({"check": {"forward": 1.0, "layout": 1.0}}, 0.0)
+        guide.feedback([_case_with("", "", True)], 3000, seconds=5.0)
+        guide.feedback([with_layout], 0, seconds=5.0)
     shares = guide.steer("group0").shares
     assert shares["layout"] == pytest.approx(0.3)
     assert shares["backward"] == shares["dynamic"] == pytest.approx(0.9)
+
+
+def test_a_check_kind_whose_jobs_add_as_much_but_take_longer_gets_less_than_its_plain_share():
+    guide = Guide(9, SPECS)
+    dynamic = _case_with("", "", False)
+    dynamic.plan.dynamic_dims = [0]
+    for _ in range(5):
+        guide.feedback([dynamic], 800, seconds=30.0)  # a dynamic-shape compile: six plain ones
+        guide.feedback([_case_with("", "", False)], 800, seconds=5.0)
+    shares = guide.steer("group0").shares
+    assert shares["dynamic"] == pytest.approx(0.3)
+    even = Guide(9, SPECS)  # as fast and as rich as the rest: its plain share
+    for _ in range(5):
+        even.feedback([dynamic], 800, seconds=5.0)
+        even.feedback([_case_with("", "", False)], 800, seconds=5.0)
+    assert even.steer("group0").shares["dynamic"] == pytest.approx(0.5, abs=0.02)
 
 
 def test_a_steer_decides_the_models_harness_setting_and_check_shares():
@@ -366,9 +384,9 @@ def test_a_batch_whose_plan_checks_dynamic_shapes_or_layouts_stays_small(monkeyp
     real = guidance.make_model
     dynamic_groups = {1}  # the second batch's plans check dynamic shapes
 
-    def make_model(*args, group=None, **kw):
-        model = real(*args, group=group, **kw)
-        if group in dynamic_groups:
+    def make_model(generator, specs, seed, index, *args, group=None, **kw):
+        model = real(generator, specs, seed, index, *args, group=group, **kw)
+        if group in dynamic_groups or index == 21:
             model.case.plan.dynamic_dims = [0]
         return model
 
@@ -379,5 +397,6 @@ def test_a_batch_whose_plan_checks_dynamic_shapes_or_layouts_stays_small(monkeyp
         for arm in names:
             guide.bandit.update({cat: {arm: 1.0}}, 0.0)
     make = model_maker(gen, SPECS, 4, guide, checks=("forward",), batch=8)
-    models: list[Model] = [make(i) for i in range(8 + 2 + 8)]
-    assert [m.ends_batch for m in models] == [False] * 7 + [True] + [False, True] + [False] * 7 + [True]
+    models: list[Model] = [make(i) for i in range(8 + 2 + 8 + 4)]
+    assert [m.ends_batch for m in models] == [False] * 7 + [True] + [False, True] + [False] * 7 + [True] \
+        + [False] * 3 + [True]  # (model 21, the fourth of its batch, checks dynamic shapes: the batch ends)
